@@ -1,0 +1,192 @@
+"""Read one input file into raw text columns plus parsed columns, ready for validation.
+
+Nothing here touches the store. Every reader returns a `Parsed`: the frame in the input
+format's canonical column names, with `_line` (the row's line number in the file) and the
+parsed `ts`, `weight` next to their raw text (`ts_text`, `weight_text`) for error messages.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .errors import ValidationError
+
+FORMATS = ("auto", "csv", "parquet", "snap-higgs", "uvt", "signed-csv")
+INTERACTION_COLUMNS = ("source", "target", "kind", "ts")
+OPTIONAL_INTERACTION = ("weight", "topic", "event_id")
+ACCOUNT_COLUMNS = ("account_id",)
+OPTIONAL_ACCOUNT = ("handle", "followers", "following", "created_at")
+HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
+_NUMBER = r"^\s*-?\d+(\.\d+)?\s*$"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One file read into columns; `batch_kind` is interactions or accounts."""
+    path: Path
+    format: str
+    batch_kind: str
+    frame: pl.DataFrame
+    missing: tuple[str, ...]          # required columns the file lacks
+
+
+def _first_line(path: Path) -> str:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            head = fh.read(4096)
+    except (OSError, EOFError) as exc:
+        raise ValidationError(f"{path}: cannot read the file ({exc})") from None
+    if not head.strip():
+        raise ValidationError(f"{path}: the file is empty (no rows); nothing was stored")
+    if b"\x00" in head:
+        raise ValidationError(f"{path}: not a text file (it contains NUL bytes); "
+                              "give a CSV, a Parquet file or one of the text formats in --format")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if len(head) - exc.start > 4:   # not merely a character cut at the 4096-byte edge
+            raise ValidationError(f"{path}: not UTF-8 text (byte {exc.start}: {head[exc.start:exc.start + 1]!r}); "
+                                  "give a CSV, a Parquet file or one of the text formats in --format") from None
+        text = head[:exc.start].decode("utf-8")
+    return text.splitlines()[0] if text.splitlines() else ""
+
+
+def detect_format(path: Path) -> str:
+    """Tell the format from the suffix and the first line."""
+    if path.suffix == ".parquet":
+        return "parquet"
+    line = _first_line(path)
+    header = {c.strip().lower() for c in line.split(",")}
+    if {"source", "target"} & header or "account_id" in header:
+        return "csv"
+    tokens = line.split()
+    if len(tokens) == 4 and tokens[3] in HIGGS_KINDS:
+        return "snap-higgs"
+    if len(tokens) == 3 and all(re.match(_NUMBER, t) for t in tokens[2:]):
+        return "uvt"
+    commas = line.split(",")
+    if len(commas) == 4 and all(re.match(_NUMBER, t) for t in commas):
+        return "signed-csv"
+    raise ValidationError(f'{path}: cannot tell the format from the first line "{line[:80]}"; '
+                          f"pass --format ({', '.join(FORMATS[1:])})")
+
+
+def _read_text(path: Path, *, separator: str, names: list[str] | None) -> pl.DataFrame:
+    _first_line(path)  # empty / binary files get a clear message before the parser sees them
+    try:
+        df = pl.read_csv(path, separator=separator, has_header=names is None, new_columns=names,
+                         infer_schema=False, quote_char='"' if separator == "," else None,
+                         truncate_ragged_lines=False)
+    except pl.exceptions.NoDataError:
+        raise ValidationError(f"{path}: the file is empty (no rows); nothing was stored") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.ShapeError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ValidationError(f"{path}: cannot be read as {'CSV' if separator == ',' else 'text columns'}: "
+                              f"{first}") from None
+    if df.height == 0:
+        raise ValidationError(f"{path}: the file has a header but no rows; nothing was stored")
+    first_line = 2 if names is None else 1
+    df = df.rename({c: c.strip().lower() for c in df.columns}) if names is None else df
+    return df.with_row_index("_line", offset=first_line).with_columns(pl.col("_line").cast(pl.Int64))
+
+
+def parse_ts(text: pl.Expr) -> pl.Expr:
+    """UTC instants from ISO 8601 text or epoch seconds (integer or decimal, parsed exactly)."""
+    t = text.str.strip_chars()
+    is_epoch = t.str.contains(_NUMBER)
+    whole = t.str.extract(r"^(-?\d+)", 1).cast(pl.Int64, strict=False)
+    frac = t.str.extract(r"\.(\d+)$", 1).str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False)
+    sign = pl.when(t.str.starts_with("-")).then(-1).otherwise(1)
+    epoch_us = whole * 1_000_000 + sign * frac.fill_null(0)
+    iso = pl.coalesce([
+        t.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
+        for fmt in ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
+    ] + [
+        t.str.to_datetime(fmt, time_unit="us", strict=False).dt.replace_time_zone("UTC")
+        for fmt in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+    ])
+    return (pl.when(is_epoch).then(pl.from_epoch(epoch_us, time_unit="us").dt.replace_time_zone("UTC"))
+            .otherwise(iso))
+
+
+def _finish_interactions(df: pl.DataFrame) -> pl.DataFrame:
+    """Add parsed ts and weight next to their text; absent optional columns become nulls."""
+    for col in OPTIONAL_INTERACTION:
+        if col not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias(col))
+    dtype = df.schema["ts"]
+    if isinstance(dtype, pl.Datetime):
+        ts = pl.col("ts").dt.cast_time_unit("us")
+        ts = ts.dt.convert_time_zone("UTC") if dtype.time_zone else ts.dt.replace_time_zone("UTC")
+        df = df.with_columns(pl.col("ts").cast(pl.String).alias("ts_text"), ts.alias("ts"))
+    else:
+        df = df.with_columns(pl.col("ts").cast(pl.String).alias("ts_text"))
+        df = df.with_columns(parse_ts(pl.col("ts_text")).alias("ts"))
+    w = pl.col("weight").cast(pl.String).str.strip_chars()
+    df = df.with_columns(
+        w.alias("weight_text"),
+        pl.when(w.is_null() | (w == "")).then(1.0).otherwise(w.cast(pl.Float64, strict=False)).alias("weight"),
+    )
+    return df.with_columns([pl.col(c).cast(pl.String).str.strip_chars() for c in ("source", "target", "kind")]
+                           + [pl.col(c).cast(pl.String) for c in ("topic", "event_id")])
+
+
+def _finish_accounts(df: pl.DataFrame) -> pl.DataFrame:
+    for col in OPTIONAL_ACCOUNT:
+        if col not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias(col))
+    created = pl.col("created_at").cast(pl.String)
+    return df.with_columns(
+        pl.col("account_id").cast(pl.String).str.strip_chars(),
+        pl.col("handle").cast(pl.String),
+        created.alias("created_at_text"), parse_ts(created).alias("created_at"),
+        pl.col("followers").cast(pl.String).alias("followers_text"),
+        pl.col("following").cast(pl.String).alias("following_text"),
+        pl.col("followers").cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).alias("followers"),
+        pl.col("following").cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).alias("following"),
+    )
+
+
+def read_input(path: str | Path, fmt: str = "auto", *, kind: str | None = None) -> Parsed:
+    """Read PATH in FORMAT into a `Parsed` frame; raise ValidationError when it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f'{path}: no such file')
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if kind is not None and fmt != "uvt":
+        raise ValidationError(f"--kind applies only to --format uvt, not {fmt}")
+    if fmt == "parquet":
+        try:
+            df = pl.read_parquet(path)
+        except Exception as exc:  # polars raises several families for a bad file
+            raise ValidationError(f"{path}: cannot be read as Parquet: {str(exc).splitlines()[0]}") from None
+        if df.height == 0:
+            raise ValidationError(f"{path}: the file is empty (no rows); nothing was stored")
+        df = df.rename({c: c.lower() for c in df.columns}).with_row_index("_line", offset=1) \
+            .with_columns(pl.col("_line").cast(pl.Int64))
+    elif fmt == "csv":
+        df = _read_text(path, separator=",", names=None)
+    elif fmt == "snap-higgs":
+        df = _read_text(path, separator=" ", names=["source", "target", "ts", "code"])
+        df = df.with_columns(pl.col("code").replace(HIGGS_KINDS).alias("kind")).drop("code")
+    elif fmt == "uvt":
+        df = _read_text(path, separator=" ", names=["source", "target", "ts"])
+        df = df.with_columns(pl.lit(kind or "mention").alias("kind"))
+    else:  # signed-csv
+        df = _read_text(path, separator=",", names=["source", "target", "weight", "ts"])
+        df = df.with_columns(pl.lit("rating").alias("kind"))
+    is_accounts = "account_id" in df.columns and not {"source", "target"} & set(df.columns)
+    required = ACCOUNT_COLUMNS if is_accounts else INTERACTION_COLUMNS
+    missing = tuple(c for c in required if c not in df.columns)
+    if missing:
+        return Parsed(path, fmt, "accounts" if is_accounts else "interactions", df, missing)
+    frame = _finish_accounts(df) if is_accounts else _finish_interactions(df)
+    return Parsed(path, fmt, "accounts" if is_accounts else "interactions", frame, ())

@@ -1,0 +1,80 @@
+"""All DDL. Migrations are appended, never edited; each runs in the transaction of its
+`schema_migration` row. Records are only ever inserted: no table here is updated in place."""
+from __future__ import annotations
+
+KINDS = ("retweet", "mention", "reply", "like", "follow", "message", "rating")
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial", f"""
+CREATE TYPE interaction_kind AS ENUM ({", ".join(repr(k) for k in KINDS)});
+
+-- One delivered input file, validated and content-hashed.
+CREATE TABLE batch (
+    batch_id        VARCHAR PRIMARY KEY,   -- b_ + 12 hex of content_hash
+    content_hash    VARCHAR NOT NULL UNIQUE, -- sha256 of the normalised rows
+    file_sha256     VARCHAR NOT NULL,      -- sha256 of the file bytes as delivered
+    source_name     VARCHAR NOT NULL,      -- file name as given
+    format          VARCHAR NOT NULL,      -- csv, parquet, snap-higgs, uvt, signed-csv
+    batch_kind      VARCHAR NOT NULL,      -- interactions | accounts
+    rows            BIGINT NOT NULL,
+    accounts        BIGINT NOT NULL,
+    min_ts          TIMESTAMPTZ,
+    max_ts          TIMESTAMPTZ,
+    validation      JSON NOT NULL,         -- the validation result, kept for reports
+    ingested_at     TIMESTAMPTZ NOT NULL
+);
+
+-- Interaction rows, stored once per batch; snapshots select them, never copy them.
+CREATE TABLE interaction (
+    batch_id  VARCHAR NOT NULL,
+    source    VARCHAR NOT NULL,
+    target    VARCHAR NOT NULL,
+    kind      interaction_kind NOT NULL,
+    ts        TIMESTAMPTZ NOT NULL,
+    weight    DOUBLE NOT NULL,
+    topic     VARCHAR,
+    event_id  VARCHAR
+);
+
+CREATE TABLE account (
+    batch_id    VARCHAR NOT NULL,
+    account_id  VARCHAR NOT NULL,
+    handle      VARCHAR,
+    followers   BIGINT,
+    following   BIGINT,
+    created_at  TIMESTAMPTZ
+);
+
+-- An immutable selection of stored inputs: which batches, as-of instant and window.
+CREATE TABLE snapshot (
+    snapshot_id     VARCHAR PRIMARY KEY,   -- s_ + 12 hex of content_hash
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    label           VARCHAR,
+    as_of           TIMESTAMPTZ NOT NULL,
+    window_seconds  BIGINT,                -- NULL: everything up to as_of
+    batch_ids       VARCHAR[] NOT NULL,    -- sorted
+    interactions    BIGINT NOT NULL,
+    accounts        BIGINT NOT NULL,
+    created_at      TIMESTAMPTZ NOT NULL
+);
+
+-- Hash chain over every record appended: each entry hashes the previous one and its content.
+CREATE TABLE log (
+    seq           BIGINT PRIMARY KEY,
+    record_kind   VARCHAR NOT NULL,        -- batch, snapshot, algorithm, run, publication
+    record_id     VARCHAR NOT NULL,
+    content_hash  VARCHAR NOT NULL,
+    prev_hash     VARCHAR NOT NULL,
+    entry_hash    VARCHAR NOT NULL,
+    logged_at     TIMESTAMPTZ NOT NULL
+);
+"""),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+MIGRATION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migration (
+    version  INTEGER PRIMARY KEY,
+    name     VARCHAR NOT NULL
+)"""

@@ -1,0 +1,143 @@
+"""Snapshots: immutable selections of stored batches (as-of instant and window). A snapshot
+copies no rows; its inputs are read from the batches it names, filtered by its window."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import polars as pl
+
+from .errors import AuditError
+from .hashing import short_id
+from .records import snapshot_definition, snapshot_hash
+from .store import append_log, frame
+
+_WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored snapshot, as listed."""
+    snapshot_id: str
+    label: str | None
+    as_of: datetime
+    window_seconds: int | None
+    batch_ids: tuple[str, ...]
+    interactions: int
+    accounts: int
+    created_at: datetime
+    new: bool = False
+
+
+def parse_window(text: str | None) -> int | None:
+    """`7d`, `12h`, `90d`, `2w` -> seconds; None or `all` -> no window."""
+    if text is None or text == "all":
+        return None
+    m = _WINDOW.match(text.strip())
+    if not m or int(m.group(1)) == 0:
+        raise AuditError(f'window "{text}" is not a duration; use a number and a unit, e.g. 7d, 12h, 2w, or "all"')
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_instant(text: str) -> datetime:
+    """An as-of instant: ISO 8601 (UTC unless an offset is given); a bare date means the end of that day."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.fromisoformat(text).replace(tzinfo=timezone.utc) + timedelta(days=1)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AuditError(f'"{text}" is not a date or an ISO 8601 instant; e.g. 2012-07-04 or 2012-07-04T12:00:00Z') from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _where(window_seconds: int | None) -> str:
+    lower = "" if window_seconds is None else " AND ts >= $as_of - to_seconds($window)"
+    return f"batch_id IN (SELECT unnest($batches)) AND ts < $as_of{lower}"
+
+
+def _params(as_of: datetime, window_seconds: int | None, batch_ids: list[str]) -> dict:
+    p = {"as_of": as_of, "batches": batch_ids}
+    if window_seconds is not None:
+        p["window"] = window_seconds
+    return p
+
+
+def count_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
+                 batch_ids: list[str]) -> tuple[int, int]:
+    """(interactions in the window, accounts: ids in the window plus accounts delivered)."""
+    p = _params(as_of, window_seconds, batch_ids)
+    return con.execute(f"""
+        WITH w AS (SELECT source, target FROM interaction WHERE {_where(window_seconds)})
+        SELECT (SELECT count(*) FROM w),
+               (SELECT count(*) FROM (SELECT source AS id FROM w UNION SELECT target FROM w
+                UNION SELECT account_id FROM account WHERE batch_id IN (SELECT unnest($batches))))
+    """, p).fetchall()[0]
+
+
+def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
+           label: str | None, now: datetime) -> Snapshot:
+    """Freeze every batch stored so far: interactions in [as_of - window, as_of).
+
+    The same definition over the same batches is the same snapshot (its label is kept from the first).
+    """
+    batches = con.execute("SELECT batch_id, content_hash FROM batch ORDER BY batch_id").fetchall()
+    if not batches:
+        raise AuditError('the store holds no batches yet; "audit ingest FILE" stores one')
+    definition = snapshot_definition(as_of, window_seconds, [tuple(b) for b in batches])
+    batch_ids = [b[0] for b in batches]
+    interactions, accounts = count_inputs(con, as_of, window_seconds, batch_ids)
+    content = snapshot_hash(definition, interactions, accounts)
+    snapshot_id = short_id("s", content)
+    existing = get(con, snapshot_id)
+    if existing is not None:
+        return existing
+    con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now])
+    append_log(con, "snapshot", snapshot_id, content, now)
+    snap = get(con, snapshot_id)
+    assert snap is not None
+    return Snapshot(**{**snap.__dict__, "new": True})
+
+
+_COLUMNS = "snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at"
+
+
+def _row(r: tuple) -> Snapshot:
+    return Snapshot(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6], r[7])
+
+
+def get(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot | None:
+    rows = con.execute(f"SELECT {_COLUMNS} FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def list_all(con: duckdb.DuckDBPyConnection) -> list[Snapshot]:
+    rows = con.execute(f"SELECT {_COLUMNS} FROM snapshot ORDER BY as_of, created_at, snapshot_id").fetchall()
+    return [_row(r) for r in rows]
+
+
+ACCOUNT_SCHEMA = {"account_id": pl.String, "handle": pl.String, "followers": pl.Int64,
+                  "following": pl.Int64, "created_at": pl.Datetime("us", "UTC")}
+
+
+def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The snapshot's interactions and accounts, in the algorithm input shape, in a fixed order."""
+    p = _params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
+    interactions = frame(con, f"""
+        SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM interaction
+        WHERE {_where(snap.window_seconds)}
+        ORDER BY ts, source, target, kind::VARCHAR, weight""", p)
+    # The latest delivery of an account wins (batches ordered by ingest time, then id).
+    accounts = frame(con, """
+        SELECT a.account_id, a.handle, a.followers, a.following, a.created_at
+        FROM account a JOIN batch b USING (batch_id)
+        WHERE a.batch_id IN (SELECT unnest($batches))
+        QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1
+        ORDER BY a.account_id""", {"batches": list(snap.batch_ids)})
+    return interactions, accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
+
+

@@ -1,0 +1,157 @@
+"""The DuckDB store: connect, migrate, append records and read them back.
+
+Invariant: records are only inserted. No code path updates or deletes a stored record;
+every insert of a record appends an entry to the hash-chained `log` in the same transaction.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .errors import AuditError, NotFound, SchemaTooNew, StoreBusy
+from .hashing import sha256_json
+from .schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
+
+GENESIS = "0" * 64
+
+
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreBusy(
+                f'store "{path}" is busy: another audit process is using it; '
+                "wait for it to finish and run the command again") from None
+        raise AuditError(f'cannot open store "{path}": {exc}') from None
+    except duckdb.Error as exc:
+        raise AuditError(f'"{path}" is not an audit store (DuckDB could not open it: {exc})') from None
+    con.execute("SET TimeZone='UTC'")
+    return con
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest migration applied to this store (0 for an empty file)."""
+    present = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migration'"
+    ).fetchall()[0][0]
+    if not present:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migration").fetchall()[0][0]
+
+
+def _check_version(path: Path, found: int) -> None:
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f'store "{path}" has schema version {found}, newer than this audit '
+            f"(which knows up to {SCHEMA_VERSION}); upgrade audit to read it")
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply the migrations this store lacks, each in its own transaction; return those applied."""
+    con.execute(MIGRATION_TABLE)
+    done = schema_version(con)
+    applied = []
+    for version, name, ddl in MIGRATIONS:
+        if version <= done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(ddl)
+            con.execute("INSERT INTO schema_migration VALUES (?, ?)", [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+@contextmanager
+def connect(path: str | Path, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store; a writer migrates it first, a reader refuses a missing or stale store."""
+    path = Path(path)
+    if not write and not path.exists():
+        raise NotFound(f'no store at "{path}"; "audit ingest FILE" creates one '
+                       "(or pass --store / set AUDIT_STORE)")
+    con = _open(path, read_only=not write)
+    try:
+        found = schema_version(con)
+        _check_version(path, found)
+        if write:
+            migrate(con)
+        elif found < SCHEMA_VERSION:
+            raise AuditError(f'store "{path}" has schema version {found}; '
+                             f"run a writing command (e.g. audit snapshot) to migrate it to {SCHEMA_VERSION}")
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction per command: everything or nothing is stored."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def entry_hash(seq: int, kind: str, record_id: str, content_hash: str, prev: str, at: datetime) -> str:
+    """The hash of one log entry: it covers the previous entry and the content it adds."""
+    return sha256_json([seq, kind, record_id, content_hash, prev, at.isoformat()])
+
+
+def append_log(con: duckdb.DuckDBPyConnection, kind: str, record_id: str,
+               content_hash: str, at: datetime) -> str:
+    """Append one entry to the hash chain; return its hash."""
+    row = con.execute("SELECT seq, entry_hash FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+    seq, prev = (row[0][0] + 1, row[0][1]) if row else (1, GENESIS)
+    h = entry_hash(seq, kind, record_id, content_hash, prev, at)
+    con.execute("INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [seq, kind, record_id, content_hash, prev, h, at])
+    return h
+
+
+_ID = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def resolve(con: duckdb.DuckDBPyConnection, table: str, ref: str, *, what: str, listing: str) -> str:
+    """Turn an id or a unique prefix of one (like git) into the full id; `latest` for snapshots."""
+    key = f"{table}_id"
+    if ref == "latest":
+        order = "as_of DESC, created_at DESC, snapshot_id DESC" if table == "snapshot" else "created_at DESC"
+        rows = con.execute(f"SELECT {key} FROM {table} ORDER BY {order} LIMIT 1").fetchall()
+        if not rows:
+            raise NotFound(f'there is no {what} yet; "{listing}" lists them')
+        return rows[0][0]
+    if not _ID.match(ref):
+        raise NotFound(f'{what} "{ref}" not found; "{listing}" lists them')
+    rows = con.execute(f"SELECT {key} FROM {table} WHERE starts_with({key}, ?) ORDER BY {key} LIMIT 3",
+                       [ref]).fetchall()
+    if not rows:
+        raise NotFound(f'{what} "{ref}" not found; "{listing}" lists them')
+    if len(rows) > 1:
+        raise AuditError(f'{what} prefix "{ref}" is ambiguous ({", ".join(r[0] for r in rows)}, ...); '
+                         "give more characters")
+    return rows[0][0]
+
+
+def log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """(number of entries, hash of the last entry)."""
+    row = con.execute("SELECT seq, entry_hash FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+    return (row[0][0], row[0][1]) if row else (0, GENESIS)
+
+
+def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pl.DataFrame:
+    """Run SQL and fetch the whole result as a polars frame."""
+    return con.sql(sql, params=params).pl()

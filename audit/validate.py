@@ -1,0 +1,158 @@
+"""Validate a parsed batch with great-expectations before anything is stored.
+
+great-expectations is imported lazily (it takes seconds): only commands that validate pay
+for it. The result kept with the batch is plain sorted JSON with no run ids or clock.
+"""
+from __future__ import annotations
+
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from .errors import ValidationError
+from .formats import Parsed
+from .schema import KINDS
+
+EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Check:
+    """One expectation, described the way the message and the report name it."""
+    expectation: str
+    column: str
+    describe: str
+    show: tuple[str, ...]       # raw columns to show for a failing row
+    kwargs: dict[str, Any]
+
+
+def _gx():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")   # never phone home
+    import great_expectations as gx
+    return gx
+
+
+def _checks(parsed: Parsed, now: datetime) -> tuple[pl.DataFrame, list[Check]]:
+    """The frame handed to great-expectations and the expectations to run on it."""
+    df = parsed.frame
+    now_epoch = now.timestamp()
+    if parsed.batch_kind == "interactions":
+        frame = df.select(
+            "_line",
+            *[pl.when(pl.col(c).str.len_chars() > 0).then(pl.col(c)).alias(c) for c in ("source", "target", "kind")],
+            (pl.col("ts").dt.epoch("us") / 1e6).alias("ts_epoch"),
+            pl.col("weight").is_finite().fill_null(False).alias("weight_finite"),
+            "event_id",
+        )
+        checks = [Check("expect_column_values_to_not_be_null", c, f"{c} is present", (c,), {})
+                  for c in ("source", "target", "kind")]
+        checks += [
+            Check("expect_column_values_to_be_in_set", "kind", f"kind is one of {', '.join(KINDS)}",
+                  ("kind",), {"value_set": list(KINDS)}),
+            Check("expect_column_values_to_not_be_null", "ts_epoch",
+                  "ts is a UTC timestamp (ISO 8601 or epoch seconds)", ("ts_text",), {}),
+            Check("expect_column_values_to_be_between", "ts_epoch",
+                  f"ts is not after the ingest time {now.isoformat()}", ("ts_text",), {"max_value": now_epoch}),
+            Check("expect_column_values_to_be_in_set", "weight_finite", "weight is a finite number",
+                  ("weight_text",), {"value_set": [True]}),
+        ]
+        if df["event_id"].null_count() < df.height:
+            checks.append(Check("expect_column_values_to_be_unique", "event_id", "event_id is unique",
+                                ("event_id",), {}))
+    else:
+        frame = df.select(
+            "_line", pl.when(pl.col("account_id").str.len_chars() > 0).then(pl.col("account_id")).alias("account_id"),
+            (pl.col("created_at_text").is_null() | pl.col("created_at").is_not_null()).alias("created_ok"),
+            (pl.col("created_at").dt.epoch("us") / 1e6).alias("created_epoch"),
+            (pl.col("followers_text").is_null() | pl.col("followers").is_not_null()).alias("followers_ok"),
+            (pl.col("following_text").is_null() | pl.col("following").is_not_null()).alias("following_ok"),
+        )
+        checks = [
+            Check("expect_column_values_to_not_be_null", "account_id", "account_id is present", ("account_id",), {}),
+            Check("expect_column_values_to_be_unique", "account_id", "account_id is unique in the file",
+                  ("account_id",), {}),
+            Check("expect_column_values_to_be_in_set", "created_ok", "created_at is a UTC timestamp",
+                  ("created_at_text",), {"value_set": [True]}),
+            Check("expect_column_values_to_be_between", "created_epoch",
+                  f"created_at is not after the ingest time {now.isoformat()}", ("created_at_text",),
+                  {"max_value": now_epoch}),
+            Check("expect_column_values_to_be_in_set", "followers_ok", "followers is an integer",
+                  ("followers_text",), {"value_set": [True]}),
+            Check("expect_column_values_to_be_in_set", "following_ok", "following is an integer",
+                  ("following_text",), {"value_set": [True]}),
+        ]
+    return frame, checks
+
+
+def _run_gx(frame: pl.DataFrame, checks: list[Check]) -> list[dict[str, Any]]:
+    gx = _gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas("input").add_dataframe_asset("batch")
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
+        batch_parameters={"dataframe": frame.drop("_line").to_pandas()})
+    suite = gx.ExpectationSuite(name="batch")
+    for check in checks:
+        cls = getattr(gx.expectations, "".join(p.title() for p in check.expectation.split("_")))
+        suite.add_expectation(cls(column=check.column, **check.kwargs))
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE",
+                                                  "partial_unexpected_count": EXAMPLES})
+    by_key = {(r.expectation_config.type, r.expectation_config.kwargs["column"]): r for r in result.results}
+    out = []
+    for check in checks:
+        r = by_key[(check.expectation, check.column)]
+        if r.exception_info and r.exception_info.get("raised_exception"):
+            raise RuntimeError(f"great-expectations failed on {check.expectation}: "
+                               f"{r.exception_info.get('exception_message')}")
+        idx = sorted(r.result.get("unexpected_index_list") or [])
+        out.append({"expectation": check.expectation, "column": check.column, "describe": check.describe,
+                    "success": bool(r.success), "unexpected": int(r.result.get("unexpected_count") or 0),
+                    "index": idx[:EXAMPLES]})
+    return out
+
+
+def _examples(parsed: Parsed, index: list[int], show: tuple[str, ...]) -> list[dict[str, Any]]:
+    rows = parsed.frame[index].select(["_line", *show])
+    return [{"line": r["_line"], **{c: r[c] for c in show}} for r in rows.iter_rows(named=True)]
+
+
+def _fmt_example(ex: dict[str, Any]) -> str:
+    return f"line {ex['line']}: " + ", ".join(f"{k}={v!r}" for k, v in ex.items() if k != "line")
+
+
+def validate(parsed: Parsed, now: datetime) -> dict[str, Any]:
+    """Run every expectation; return the result to store, or raise ValidationError naming the failures."""
+    path = parsed.path
+    if parsed.missing:
+        present = ", ".join(c for c in parsed.frame.columns if not c.startswith("_"))
+        raise ValidationError(
+            f"{path}: rejected, nothing was stored: required column(s) {', '.join(parsed.missing)} missing "
+            f"(expect_column_to_exist); the file has: {present}. "
+            f"{'Interactions need source, target, kind, ts' if parsed.batch_kind == 'interactions' else 'Accounts need account_id'}")
+    frame, checks = _checks(parsed, now)
+    outcome = _run_gx(frame, checks)
+    failed = []
+    for check, res in zip(checks, outcome):
+        res["examples"] = _examples(parsed, res.pop("index"), check.show)
+        if not res["success"]:
+            show = "; ".join(_fmt_example(e) for e in res["examples"])
+            failed.append(f"  {check.expectation} on column {check.show[0]} ({check.describe}): "
+                          f"{res['unexpected']:,} of {parsed.frame.height:,} rows fail, e.g. {show}")
+    if failed:
+        raise ValidationError(f"{path}: rejected, nothing was stored:\n" + "\n".join(failed))
+    key = [c for c in parsed.frame.columns if not c.startswith("_") and not c.endswith("_text")]
+    dup = parsed.frame.select("_line", pl.struct(key).is_first_distinct().not_().alias("dup")).filter("dup")
+    warnings = []
+    if dup.height:
+        warnings.append({"code": "identical_rows", "count": dup.height,
+                         "text": f"{dup.height:,} rows repeat an earlier row of this file exactly; kept as delivered",
+                         "example_lines": dup["_line"].head(EXAMPLES).to_list()})
+    return {"rows": parsed.frame.height, "expectations": outcome, "warnings": warnings,
+            "validator": f"great_expectations {_gx().__version__}"}
+
+

@@ -9,11 +9,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import polars as pl
+
+from . import scoring
 from . import snapshots as snaps
+from .algorithms import registry
+from .algorithms.registry import Algorithm
+from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
+from .scoring import Run
 from .snapshots import Snapshot
-from .store import connect, resolve, transaction
+from .store import connect, frame, resolve, transaction
 from .verify import Verification, verify_log
+from .verify import rerun as rerun_runs
 
 Step = Callable[[str], None]
 
@@ -58,7 +66,99 @@ def get_snapshot(store: str | Path, ref: str) -> Snapshot:
         return found
 
 
-def verify(store: str | Path, *, step: Step = quiet) -> Verification:
-    """Walk the log and recompute every record's content hash."""
+def verify(store: str | Path, *, rerun: bool = False, step: Step = quiet) -> Verification:
+    """Walk the log and recompute every record's content hash; with rerun, re-execute every run."""
     with connect(store) as con:
-        return verify_log(con, step)
+        result = verify_log(con, step)
+        if rerun:
+            problems, notes, count = rerun_runs(con, step)
+            result.problems += problems
+            result.notes += notes
+            result.reran = count
+            result.ok = not result.problems
+        return result
+
+
+def register(store: str | Path, path: str | Path, *, now: datetime) -> tuple[Algorithm, bool]:
+    """Register the algorithm module at PATH; (algorithm, new)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AuditError(f'{path}: no such file')
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: not UTF-8 Python source") from None
+    candidate = registry.from_source(source, str(path))
+    with connect(store, write=True) as con, transaction(con):
+        return registry.register(con, candidate, now)
+
+
+def algorithms(store: str | Path) -> list[Algorithm]:
+    """Every registered algorithm version, by name and version."""
+    with connect(store) as con:
+        return registry.list_all(con)
+
+
+def get_algorithm(store: str | Path, ref: str) -> Algorithm:
+    """One registered version by name@version or id prefix."""
+    with connect(store) as con:
+        return registry.resolve(con, ref, None)
+
+
+def _snapshot_hash(con, snapshot_id: str) -> str:
+    return con.execute("SELECT content_hash FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
+
+
+def score(store: str | Path, snapshot: str, algorithm: str, *, now: datetime,
+          counterfactual: bool = False) -> Run:
+    """Score SNAPSHOT with ALGORITHM (name@version) and store the run; an existing run is returned."""
+    with connect(store, write=True) as con, transaction(con):
+        snap = snaps.get(con, resolve(con, "snapshot", snapshot, what="snapshot", listing="audit snapshots"))
+        assert snap is not None
+        algo = registry.resolve(con, algorithm, now)
+        return scoring.score_snapshot(con, snap, _snapshot_hash(con, snap.snapshot_id), algo, now,
+                                      counterfactual=counterfactual)
+
+
+def runs(store: str | Path) -> list[Run]:
+    """Every run, by snapshot as-of, then algorithm."""
+    with connect(store) as con:
+        return scoring.list_all(con)
+
+
+def get_run(store: str | Path, ref: str) -> Run:
+    """One run by id or unique prefix."""
+    with connect(store) as con:
+        return _run(con, ref)
+
+
+def _run(con, ref: str) -> Run:
+    run = scoring.get(con, resolve(con, "run", ref, what="run", listing="audit runs"))
+    assert run is not None
+    return run
+
+
+def scores(store: str | Path, run: str, *, accounts: list[str] | None = None,
+           top: int | None = None) -> pl.DataFrame:
+    """Scores of a run with their rank (1 = highest; ties share the best rank), best first.
+
+    `accounts` picks many accounts at once (unknown ones are absent); `top` keeps the best N.
+    """
+    with connect(store) as con:
+        r = _run(con, run)
+        algo = registry.get(con, r.algorithm_id)
+        assert algo is not None
+        names = [c for c, _ in algo.components]
+        picked = "" if accounts is None else "WHERE account_id IN (SELECT unnest($accounts))"
+        limit = "" if top is None else f"LIMIT {int(top)}"
+        params: dict = {"run": r.run_id}
+        if accounts is not None:
+            params["accounts"] = list(accounts)
+        df = frame(con, f"""
+            WITH ranked AS (
+                SELECT account_id, score, raw, components,
+                       rank() OVER (ORDER BY score DESC) AS rank
+                FROM score WHERE run_id = $run)
+            SELECT * FROM ranked {picked} ORDER BY rank, account_id {limit}""", params)
+    return df.with_columns(
+        [pl.col("components").list.get(i).alias(n) for i, n in enumerate(names)]).drop("components")

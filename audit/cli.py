@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import click
+import polars as pl
 
 from . import api
 from .errors import AuditError
@@ -168,16 +169,168 @@ def list_snapshots(ctx: click.Context, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
 @json_option
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool) -> None:
+def register(ctx: click.Context, path: str, as_json: bool) -> None:
+    """Register the algorithm module at PATH (its full source and parameters are stored).
+
+    Changed source under an already registered NAME@VERSION is refused: bump VERSION.
+
+    \b
+    Example:
+        audit register my_algorithm.py
+    """
+    algo, new = api.register(store_of(ctx), path, now=_now())
+    if as_json:
+        emit_json({"algorithm_id": algo.algorithm_id, "name": algo.name, "version": algo.version, "new": new})
+        return
+    click.echo(f"{'registered' if new else 'already registered:'} {algo.label} as {algo.algorithm_id}")
+
+
+def _algorithm_json(a: api.Algorithm) -> dict:
+    return {"algorithm_id": a.algorithm_id, "name": a.name, "version": a.version, "params": a.params,
+            "description": a.description, "changelog": a.changelog,
+            "components": [c for c, _ in a.components], "source_sha256": a.source_sha256}
+
+
+@cli.command("algorithms")
+@json_option
+@click.pass_context
+def list_algorithms(ctx: click.Context, as_json: bool) -> None:
+    """List registered algorithm versions with their parameters.
+
+    Shipped versions (activity@1, network@2) are registered the first time they score.
+
+    \b
+    Example:
+        audit algorithms --json
+    """
+    items = api.algorithms(store_of(ctx))
+    if as_json:
+        emit_json([_algorithm_json(a) for a in items])
+        return
+    if not items:
+        click.echo('no algorithm registered yet; "audit score latest network@2" registers and runs a shipped one')
+    for a in items:
+        click.echo(f"{a.label:<14} {a.algorithm_id}  {a.changelog}")
+        click.echo(f"{'':<14} params {json.dumps(a.params, sort_keys=True)}")
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.argument("algorithm")
+@json_option
+@click.pass_context
+def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> None:
+    """Score SNAPSHOT (id, prefix or `latest`) with ALGORITHM (NAME@VERSION) and store the run.
+
+    Scoring the same snapshot with the same version again returns the stored run.
+
+    \b
+    Example:
+        audit score latest network@2
+    """
+    progress = steps()
+    progress(f"scoring {snapshot} with {algorithm}")
+    run = api.score(store_of(ctx), snapshot, algorithm, now=_now())
+    progress.done()
+    if as_json:
+        emit_json(_run_json(run) | {"new": run.new})
+        return
+    verb = "run" if run.new else "already scored: run"
+    click.echo(f"{verb} {run.run_id}: {run.accounts:,} accounts of {run.snapshot_id} scored with "
+               f"{run.algorithm} in {run.seconds:.2f}s (result {run.result_hash[:12]})")
+
+
+def _run_json(r: api.Run) -> dict:
+    return {"run_id": r.run_id, "snapshot_id": r.snapshot_id, "algorithm": r.algorithm,
+            "algorithm_id": r.algorithm_id, "accounts": r.accounts, "result_hash": r.result_hash,
+            "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual}
+
+
+@cli.command("runs")
+@json_option
+@click.pass_context
+def list_runs(ctx: click.Context, as_json: bool) -> None:
+    """List runs by snapshot as-of, then algorithm.
+
+    \b
+    Example:
+        audit runs --json
+    """
+    items = api.runs(store_of(ctx))
+    if as_json:
+        emit_json([_run_json(r) for r in items])
+        return
+    if not items:
+        click.echo('no runs yet; "audit score latest network@2" makes one')
+        return
+    click.echo(f"{'run':<15} {'snapshot':<15} {'algorithm':<12} {'accounts':>9} {'seconds':>8}  note")
+    for r in items:
+        click.echo(f"{r.run_id:<15} {r.snapshot_id:<15} {r.algorithm:<12} {r.accounts:>9,} {r.seconds:>8.2f}"
+                   f"  {'counterfactual' if r.counterfactual else ''}")
+
+
+@cli.command("scores")
+@click.argument("run")
+@click.option("--account", "accounts", multiple=True, help="An account to show (repeat for many).")
+@click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Only the N best.")
+@json_option
+@click.pass_context
+def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], accounts_file, top: int | None,
+                as_json: bool) -> None:
+    """Show scores of RUN with rank and components, best first.
+
+    \b
+    Example:
+        audit scores r_1a2b --top 10
+        audit scores r_1a2b --account 88 --account 14454
+    """
+    wanted = list(accounts) + ([l.strip() for l in accounts_file if l.strip()] if accounts_file else [])
+    df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
+    missing = sorted(set(wanted) - set(df["account_id"].to_list()))
+    if as_json:
+        emit_json(df.to_dicts())
+    else:
+        click.echo(df_text(df))
+    for m in missing:
+        click.echo(f"warning: account {m!r} is not in this run", err=True)
+
+
+def df_text(df: pl.DataFrame) -> str:
+    """A plain table: numbers right-aligned, floats with 4 significant decimals."""
+    cols = df.columns
+    cells = [[_cell(v) for v in row] for row in df.iter_rows()]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return "" if v is None else str(v)
+
+
+@cli.command()
+@click.option("--rerun", is_flag=True, help="Also re-execute every run from stored inputs and stored source.")
+@json_option
+@click.pass_context
+def verify(ctx: click.Context, rerun: bool, as_json: bool) -> None:
     """Walk the hash-chained log and recompute every record's content hash; exit 1 on a difference.
 
     \b
     Example:
-        audit verify
+        audit verify --rerun
     """
-    result = api.verify(store_of(ctx))
+    progress = steps()
+    result = api.verify(store_of(ctx), rerun=rerun, step=progress)
+    progress.done()
     if as_json:
         emit_json({"ok": result.ok, "entries": result.entries, "head": result.head,
                    "problems": result.problems, "reran": result.reran, "notes": result.notes})
@@ -185,8 +338,11 @@ def verify(ctx: click.Context, as_json: bool) -> None:
         for p in result.problems:
             where = f"log entry {p['seq']}: " if p["seq"] is not None else ""
             click.echo(f"FAIL {where}{p['problem']}")
+        for n in result.notes:
+            click.echo(f"note: {n}")
         status = "ok" if result.ok else f"{len(result.problems)} problem(s)"
-        click.echo(f"{status}: {result.entries:,} log entries checked, head {result.head[:16]}")
+        reran = f", {result.reran} run(s) re-executed" if rerun else ""
+        click.echo(f"{status}: {result.entries:,} log entries checked{reran}, head {result.head[:16]}")
     if not result.ok:
         sys.exit(1)
 

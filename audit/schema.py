@@ -69,6 +69,49 @@ CREATE TABLE log (
     logged_at     TIMESTAMPTZ NOT NULL
 );
 """),
+    (2, "algorithms and runs", """
+-- A registered algorithm version: its full source text and parameters, hashed together.
+CREATE TABLE algorithm (
+    algorithm_id    VARCHAR PRIMARY KEY,   -- a_ + 12 hex of content_hash
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    name            VARCHAR NOT NULL,
+    version         INTEGER NOT NULL,
+    description     VARCHAR NOT NULL,
+    changelog       VARCHAR NOT NULL,
+    params          JSON NOT NULL,         -- canonical JSON
+    params_sha256   VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL,      -- the module's full source text; this is what runs
+    source_sha256   VARCHAR NOT NULL,
+    components      JSON NOT NULL,         -- [[column, plain label], ...] in output order
+    reasons         JSON NOT NULL,         -- the versioned reason-code list
+    registered_at   TIMESTAMPTZ NOT NULL,
+    UNIQUE (name, version)
+);
+
+-- A run: one snapshot scored by one algorithm version.
+CREATE TABLE run (
+    run_id          VARCHAR PRIMARY KEY,   -- r_ + 12 hex of sha256(snapshot hash, algorithm hash)
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    snapshot_id     VARCHAR NOT NULL,
+    algorithm_id    VARCHAR NOT NULL,
+    accounts        BIGINT NOT NULL,
+    result_hash     VARCHAR NOT NULL,      -- sha256 of the score rows in account order
+    engines         JSON NOT NULL,         -- python, duckdb, polars, numpy, scipy versions
+    seconds         DOUBLE NOT NULL,
+    counterfactual  BOOLEAN NOT NULL,      -- computed for an explanation, not scored for release
+    created_at      TIMESTAMPTZ NOT NULL,
+    UNIQUE (snapshot_id, algorithm_id)
+);
+
+-- One row per account per run; components in the algorithm's declared order, adding up to raw.
+CREATE TABLE score (
+    run_id      VARCHAR NOT NULL,
+    account_id  VARCHAR NOT NULL,
+    raw         DOUBLE NOT NULL,
+    score       DOUBLE NOT NULL,
+    components  DOUBLE[] NOT NULL
+);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

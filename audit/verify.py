@@ -10,6 +10,9 @@ from typing import Callable
 
 import duckdb
 
+from . import scoring, snapshots
+from .algorithms import registry
+from .errors import AuditError
 from .records import batch_hash, rows_digest, snapshot_definition, snapshot_hash, stored_batch_rows
 from .snapshots import count_inputs
 from .store import GENESIS, entry_hash
@@ -55,7 +58,61 @@ def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str 
     return snapshot_hash(definition, interactions, accounts)
 
 
-RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot)
+def recompute_algorithm(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> str | None:
+    stored = registry.get(con, algorithm_id)
+    if stored is None:
+        return None
+    derived = registry.from_source(stored.source, stored.label)   # what the stored source declares
+    if (derived.name, derived.version, derived.description, derived.changelog, derived.components,
+            derived.reasons, derived.algorithm_id) != (stored.name, stored.version, stored.description,
+                                                       stored.changelog, stored.components, stored.reasons,
+                                                       stored.algorithm_id) or stored.params != derived.params:
+        return "fields differ from what the stored source declares"
+    return registry.algorithm_hash(stored)
+
+
+def recompute_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    run = scoring.get(con, run_id)
+    if run is None:
+        return None
+    digest = scoring.result_hash(scoring.stored_scores(con, run_id))
+    return scoring.run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
+                            run.seconds, run.counterfactual)
+
+
+def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> tuple[list[dict], list[str], int]:
+    """Re-execute every run from its stored inputs and stored source; compare result hashes."""
+    problems, notes = [], []
+    now_engines = scoring.engines()
+    runs = scoring.list_all(con)
+    for run in runs:
+        step(f"re-running {run.run_id} ({run.algorithm})")
+        snap = snapshots.get(con, run.snapshot_id)
+        algorithm = registry.get(con, run.algorithm_id)
+        if snap is None or algorithm is None:
+            problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
+                             "problem": "its snapshot or algorithm is missing"})
+            continue
+        try:
+            fresh = scoring.result_hash(scoring.compute(con, snap, algorithm))
+        except AuditError as exc:
+            problems.append({"seq": None, "kind": "run", "record_id": run.run_id, "problem": f"re-run failed: {exc}"})
+            continue
+        if fresh != run.result_hash:
+            problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
+                             "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives result "
+                                        f"{fresh[:16]}, stored {run.result_hash[:16]}"})
+        changed = sorted(k for k in now_engines if run.engines.get(k) != now_engines[k])
+        if changed:
+            notes.append(f"run {run.run_id} was computed under " + ", ".join(
+                f"{k} {run.engines.get(k)}" for k in changed) + "; re-run under " + ", ".join(
+                f"{k} {now_engines[k]}" for k in changed))
+    return problems, notes, len(runs)
+
+
+RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=recompute_algorithm,
+                 run=recompute_run)
+TABLES.update(algorithm="algorithm", run="run")
 
 
 def verify_log(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> Verification:

@@ -1,0 +1,162 @@
+"""Register algorithm source into the store and execute stored source.
+
+Trust boundary: only source that was registered into the store is executed, and only after
+its sha256 matches the one recorded at registration.
+"""
+from __future__ import annotations
+
+import json
+import re
+import types
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import duckdb
+
+from ..errors import AuditError, NotFound
+from ..hashing import canonical_json, sha256_json, sha256_text, short_id
+from ..store import append_log
+
+SHIPPED = {"activity@1": "activity_v1.py", "network@2": "network_v2.py"}
+REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "COMPONENTS", "score")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A registered algorithm version as stored."""
+    algorithm_id: str
+    content_hash: str
+    name: str
+    version: int
+    description: str
+    changelog: str
+    params: dict[str, Any]
+    source: str
+    source_sha256: str
+    components: tuple[tuple[str, str], ...]
+    reasons: dict[str, str]
+    registered_at: datetime | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+def load_module(source: str, label: str) -> types.ModuleType:
+    """Execute module source in a fresh namespace and check it declares the contract."""
+    module = types.ModuleType(f"audit_algorithm_{re.sub(r'[^a-z0-9]', '_', label.lower())}")
+    try:
+        exec(compile(source, f"<algorithm {label}>", "exec"), module.__dict__)
+    except Exception as exc:
+        raise AuditError(f"algorithm {label}: its source fails to load: {type(exc).__name__}: {exc}") from None
+    missing = [n for n in REQUIRED if not hasattr(module, n)]
+    if missing:
+        raise AuditError(f"algorithm {label}: the module lacks {', '.join(missing)}; "
+                         "see the algorithm contract in the README")
+    return module
+
+
+def from_source(source: str, origin: str) -> Algorithm:
+    """The Algorithm a module's source text declares (not yet stored)."""
+    module = load_module(source, origin)
+    name, version = module.NAME, module.VERSION
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise AuditError(f"{origin}: NAME must be a lowercase identifier like 'network', not {name!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise AuditError(f"{origin}: VERSION must be a positive integer, not {version!r}")
+    try:
+        params = json.loads(canonical_json(module.PARAMS))
+    except (TypeError, ValueError) as exc:
+        raise AuditError(f"{origin}: PARAMS must be JSON-able ({exc})") from None
+    source_sha, params_sha = sha256_text(source), sha256_json(params)
+    content = sha256_json({"name": name, "version": version, "source_sha256": source_sha,
+                           "params_sha256": params_sha})
+    return Algorithm(
+        algorithm_id=short_id("a", content), content_hash=content, name=name, version=version,
+        description=str(module.DESCRIPTION).strip(), changelog=str(module.CHANGELOG).strip(), params=params,
+        source=source, source_sha256=source_sha,
+        components=tuple((str(k), str(v)) for k, v in dict(module.COMPONENTS).items()),
+        reasons={str(k): str(v) for k, v in dict(getattr(module, "REASONS", {})).items()})
+
+
+def algorithm_hash(a: Algorithm) -> str:
+    """Content hash of the record (recomputed by verify from the stored row)."""
+    return sha256_json({"name": a.name, "version": a.version, "source_sha256": sha256_text(a.source),
+                        "params_sha256": sha256_json(a.params)})
+
+
+_COLUMNS = ("algorithm_id, content_hash, name, version, description, changelog, params, source, "
+            "source_sha256, components, reasons, registered_at")
+
+
+def _row(r: tuple) -> Algorithm:
+    return Algorithm(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8],
+                     tuple(tuple(c) for c in json.loads(r[9])), json.loads(r[10]), r[11])
+
+
+def get(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm | None:
+    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE algorithm_id = ?", [algorithm_id]).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def list_all(con: duckdb.DuckDBPyConnection) -> list[Algorithm]:
+    return [_row(r) for r in con.execute(f"SELECT {_COLUMNS} FROM algorithm ORDER BY name, version").fetchall()]
+
+
+def register(con: duckdb.DuckDBPyConnection, candidate: Algorithm, now: datetime) -> tuple[Algorithm, bool]:
+    """Store a version; the same one again is a no-op, changed source under its name@version is refused."""
+    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
+                       [candidate.name, candidate.version]).fetchall()
+    if rows:
+        stored = _row(rows[0])
+        if stored.content_hash == candidate.content_hash:
+            return stored, False
+        what = "source" if stored.source_sha256 != candidate.source_sha256 else "parameters"
+        raise AuditError(f"{candidate.label} is already registered with different {what} "
+                         f"({stored.algorithm_id}); stored versions never change: bump VERSION "
+                         f"(e.g. {candidate.name}@{candidate.version + 1}) to register the new one")
+    con.execute("INSERT INTO algorithm VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+        candidate.algorithm_id, candidate.content_hash, candidate.name, candidate.version,
+        candidate.description, candidate.changelog, canonical_json(candidate.params),
+        sha256_json(candidate.params), candidate.source,
+        candidate.source_sha256, json.dumps([list(c) for c in candidate.components]),
+        json.dumps(candidate.reasons, sort_keys=True), now])
+    append_log(con, "algorithm", candidate.algorithm_id, candidate.content_hash, now)
+    stored = get(con, candidate.algorithm_id)
+    assert stored is not None
+    return stored, True
+
+
+def shipped_source(label: str) -> str:
+    return resources.files(__package__).joinpath(SHIPPED[label]).read_text(encoding="utf-8")
+
+
+def resolve(con: duckdb.DuckDBPyConnection, ref: str, now: datetime | None) -> Algorithm:
+    """`name@version`, or an `a_` id prefix. A shipped version is registered on first use (needs `now`)."""
+    if "@" in ref:
+        name, _, version = ref.partition("@")
+        rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
+                           [name, int(version) if version.isdigit() else -1]).fetchall()
+        if rows:
+            return _row(rows[0])
+        if ref in SHIPPED and now is not None:
+            return register(con, from_source(shipped_source(ref), ref), now)[0]
+        raise NotFound(f'algorithm "{ref}" is not registered; "audit algorithms" lists them, '
+                       f"shipped: {', '.join(SHIPPED)}")
+    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE starts_with(algorithm_id, ?) "
+                       "ORDER BY algorithm_id LIMIT 2", [ref]).fetchall()
+    if len(rows) != 1:
+        raise NotFound(f'algorithm "{ref}" {"is ambiguous" if rows else "not found"}; '
+                       'give NAME@VERSION, e.g. network@2 ("audit algorithms" lists them)')
+    return _row(rows[0])
+
+
+def verified_module(a: Algorithm) -> types.ModuleType:
+    """The stored source, loaded only after its hash matches the registration."""
+    if sha256_text(a.source) != a.source_sha256:
+        raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored source does not match its "
+                         "registered sha256; refusing to run it (audit verify names the change)")
+    return load_module(a.source, a.label)

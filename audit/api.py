@@ -11,12 +11,13 @@ from typing import Callable
 
 import polars as pl
 
-from . import scoring
+from . import publications, scoring
 from . import snapshots as snaps
 from .algorithms import registry
 from .algorithms.registry import Algorithm
 from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
+from .publications import Publication
 from .scoring import Run
 from .snapshots import Snapshot
 from .store import connect, frame, resolve, transaction
@@ -162,3 +163,24 @@ def scores(store: str | Path, run: str, *, accounts: list[str] | None = None,
             SELECT * FROM ranked {picked} ORDER BY rank, account_id {limit}""", params)
     return df.with_columns(
         [pl.col("components").list.get(i).alias(n) for i, n in enumerate(names)]).drop("components")
+
+
+def publish(store: str | Path, run: str, *, period: str, now: datetime) -> Publication:
+    """Publish RUN for PERIOD; a period that already has a publication gets a restatement beside it."""
+    with connect(store, write=True) as con, transaction(con):
+        return publications.publish(con, _run(con, run).run_id, period, now)
+
+
+def publications_list(store: str | Path) -> list[Publication]:
+    """Every publication, in the order they were made."""
+    with connect(store) as con:
+        return publications.list_all(con)
+
+
+def history(store: str | Path, accounts: str | list[str], *, restated: bool = False,
+            as_of: datetime | str | None = None) -> pl.DataFrame:
+    """Score history of one or many accounts: as published (default), as restated, or as of an instant."""
+    ids = [accounts] if isinstance(accounts, str) else list(accounts)
+    instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
+    with connect(store) as con:
+        return publications.history(con, ids, restated=restated, as_of=instant)

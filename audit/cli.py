@@ -318,6 +318,94 @@ def _cell(v: object) -> str:
 
 
 @cli.command()
+@click.argument("run")
+@click.option("--period", required=True, help="The period this run is the published score for, e.g. 2012-07-04.")
+@json_option
+@click.pass_context
+def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
+    """Publish RUN as the score for --period. A period already published gets a restatement
+    that points at the earlier publication, which stays as it was.
+
+    \b
+    Example:
+        audit publish r_1a2b3c --period 2012-07-04
+    """
+    pub = api.publish(store_of(ctx), run, period=period, now=_now())
+    if as_json:
+        emit_json(_publication_json(pub) | {"new": pub.new})
+        return
+    if not pub.new:
+        click.echo(f"already published: {pub.run_id} for {pub.period} ({pub.publication_id}); nothing new")
+    elif pub.restates:
+        click.echo(f"restated {pub.period}: {pub.publication_id} publishes {pub.run_id} beside {pub.restates}, "
+                   "which stays as published")
+    else:
+        click.echo(f"published {pub.run_id} for {pub.period} as {pub.publication_id}")
+
+
+def _publication_json(p: api.Publication) -> dict:
+    return {"publication_id": p.publication_id, "run_id": p.run_id, "period": p.period,
+            "restates": p.restates, "published_at": p.published_at.isoformat()}
+
+
+@cli.command("publications")
+@json_option
+@click.pass_context
+def list_publications(ctx: click.Context, as_json: bool) -> None:
+    """List publications in the order they were made.
+
+    \b
+    Example:
+        audit publications
+    """
+    items = api.publications_list(store_of(ctx))
+    if as_json:
+        emit_json([_publication_json(p) for p in items])
+        return
+    if not items:
+        click.echo('nothing published yet; "audit publish RUN --period P" publishes a run')
+    for p in items:
+        note = f"restates {p.restates}" if p.restates else ""
+        click.echo(f"{p.publication_id}  {p.period:<12} {p.run_id}  {p.published_at.isoformat()}  {note}")
+
+
+@cli.command()
+@click.argument("accounts", nargs=-1)
+@click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
+@click.option("--restated", is_flag=True, help="Show the latest publication of each period.")
+@click.option("--as-of", "as_of", default=None, help="Show what was on display at this instant.")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restated: bool, as_of: str | None,
+            as_json: bool) -> None:
+    """Score history of ACCOUNT(s) per period: as originally published (default), as restated, or
+    as it was on display at an instant. `*` marks where the algorithm changed.
+
+    \b
+    Example:
+        audit history 88
+        audit history 88 14454 --restated
+        audit history --accounts-file ids.txt --json
+    """
+    wanted = list(accounts) + ([l.strip() for l in accounts_file if l.strip()] if accounts_file else [])
+    if not wanted:
+        raise click.UsageError("give at least one ACCOUNT or --accounts-file")
+    df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)
+    if as_json:
+        emit_json([{**r, "published_at": r["published_at"].isoformat()} for r in df.to_dicts()])
+        return
+    for account, rows in df.group_by("account_id", maintain_order=True):
+        click.echo(f"account {account[0]}")
+        for r in rows.iter_rows(named=True):
+            mark = "*" if r["algorithm_changed"] else " "
+            note = "restated" if r["restated"] else ""
+            click.echo(f"  {r['period']:<12} {r['score']:6.1f}  rank {r['rank']:>7,}  {mark}{r['algorithm']:<12} "
+                       f"{r['run_id']}  {note}")
+    for m in sorted(set(wanted) - set(df["account_id"].to_list())):
+        click.echo(f"warning: account {m!r} has no published score", err=True)
+
+
+@cli.command()
 @click.option("--rerun", is_flag=True, help="Also re-execute every run from stored inputs and stored source.")
 @json_option
 @click.pass_context

@@ -112,6 +112,19 @@ CREATE TABLE score (
     components  DOUBLE[] NOT NULL
 );
 """),
+    (3, "publications", """
+-- "Run R is the published score for period P, from published_at on." A later publication for
+-- the same period is a restatement: it names the one it restates, which stays as it was.
+CREATE TABLE publication (
+    publication_id  VARCHAR PRIMARY KEY,   -- p_ + 12 hex of content_hash
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    run_id          VARCHAR NOT NULL,
+    period          VARCHAR NOT NULL,
+    restates        VARCHAR,               -- the publication this one restates, if any
+    published_at    TIMESTAMPTZ NOT NULL,
+    UNIQUE (run_id, period)
+);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -10,7 +10,7 @@ from typing import Callable
 
 import duckdb
 
-from . import scoring, snapshots
+from . import publications, scoring, snapshots
 from .algorithms import registry
 from .errors import AuditError
 from .records import batch_hash, rows_digest, snapshot_definition, snapshot_hash, stored_batch_rows
@@ -110,9 +110,16 @@ def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _
     return problems, notes, len(runs)
 
 
+def recompute_publication(con: duckdb.DuckDBPyConnection, publication_id: str) -> str | None:
+    pub = publications.get(con, publication_id)
+    if pub is None:
+        return None
+    return publications.publication_hash(pub.run_id, pub.period, pub.restates, pub.published_at)
+
+
 RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=recompute_algorithm,
-                 run=recompute_run)
-TABLES.update(algorithm="algorithm", run="run")
+                 run=recompute_run, publication=recompute_publication)
+TABLES.update(algorithm="algorithm", run="run", publication="publication")
 
 
 def verify_log(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> Verification:

@@ -1,0 +1,184 @@
+"""activity@1: a 2011-style composite of log-scaled engagement received.
+
+Invariant: every account's components add up to its raw score (raw is defined as their sum,
+in COMPONENTS order), and the score depends on raw and on one population statistic only.
+
+Self-contained source (stored and executed by the registry): imports only the standard
+library, numpy, scipy and polars.
+
+Every account id that appears as a source or target, plus every accounts.account_id, is
+scored. Self-interactions (an account retweeting or rating itself) are ignored everywhere.
+Interactions are counted (one row = one), so `weight` matters only for ratings, where it
+is the rating value. Components, each weight * ln(1 + count) (PARAMS["weights"]):
+
+- retweets 1.0: retweets received (amplification, the strongest signal);
+- mentions 0.8, replies 0.8: mentions and replies received (conversation);
+- other 0.4: likes, messages and follows received, together (cheap or private signals);
+- engagers 1.5: distinct accounts that retweeted, mentioned, replied to, liked, messaged or
+  followed the account (reach: many people beat one busy fan). Raters are not counted
+  here: a -10 rating is a judgement, scored by the ratings term, not reach;
+- followers 0.5: accounts.followers (0 when unknown; easy to inflate, so weighted low);
+- ratings 1.0: sign(S) * ln(1 + |S|) with S the sum of rating values received, so a net
+  negative rating (e.g. Bitcoin OTC distrust) lowers raw and can make it negative.
+
+A component's count is recoverable: count = expm1(component / weight) (ratings: S =
+sign(c) * expm1(|c| / weight)); reason texts use these as before/after.
+
+Score: score = clamp(1 + 99 * raw / ref, 1, 100), with ref = the 0.99 quantile (nearest
+rank: the ceil(0.99 m)-th smallest of the m positive raws; an exact order statistic, so it
+does not depend on how ties sort) of raw over accounts with raw > 0; normalisation() returns
+{"ref": ref} (0.0 when no raw is positive: every score is then 1). The top 1% score 100,
+raw <= 0 scores 1, and because ref is a population statistic, other accounts rising lowers
+the score of an account whose own activity did not change. The score is not rounded.
+"""
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+NAME = "activity"
+VERSION = 1
+DESCRIPTION = (
+    "A 2011-style activity score: retweets, mentions, replies, other engagement (likes, "
+    "messages, follows) and distinct engagers received, followers, and the net sum of ratings "
+    "received, each on a log scale and weighted, added up, and scaled so that the top 1% of "
+    "active accounts score 100. Negative net ratings lower the score."
+)
+CHANGELOG = ("First version: log-scaled counts of retweets, mentions, replies, other engagement "
+             "and distinct engagers received, followers and net ratings, scaled to the top 1%.")
+PARAMS = {
+    "weights": {"retweets": 1.0, "mentions": 0.8, "replies": 0.8, "other": 0.4,
+                "engagers": 1.5, "followers": 0.5, "ratings": 1.0},
+    "ref_quantile": 0.99,
+}
+COMPONENTS = {
+    "retweets": "Retweets received",
+    "mentions": "Mentions received",
+    "replies": "Replies received",
+    "other": "Likes, messages and follows received",
+    "engagers": "Distinct accounts engaging",
+    "followers": "Followers",
+    "ratings": "Net rating received",
+}
+_NOUNS = {"retweets": "Retweets received", "mentions": "Mentions received",
+          "replies": "Replies received", "other": "Likes, messages and follows received",
+          "engagers": "Distinct accounts engaging", "followers": "Followers"}
+REASONS = {
+    **{f"{c.upper()}_{way.upper()}": f"{noun} {way} from {{before:,.0f}} to {{after:,.0f}}: {{points:+.1f}} points"
+       for c, noun in _NOUNS.items() for way in ("rose", "fell")},
+    "RATINGS_ROSE": "Net rating received rose from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
+    "RATINGS_FELL": "Net rating received fell from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
+    "POPULATION_ROSE": ("Other accounts' activity rose, so the same activity is worth fewer points: "
+                        "{points:+.1f} points"),
+    "POPULATION_FELL": ("Other accounts' activity fell, so the same activity is worth more points: "
+                        "{points:+.1f} points"),
+    "ALGORITHM_CHANGED": ("The algorithm now counts retweets, mentions, replies, distinct engagers, "
+                          "followers and net ratings received, each on a log scale: {points:+.1f} points"),
+}
+KINDS = ("retweet", "mention", "reply", "like", "message", "follow", "rating")
+_RATING = KINDS.index("rating")
+
+_LUT_MAX = 1 << 25   # numeric ids up to this are mapped through a lookup table
+
+
+def _index(interactions: pl.DataFrame, accounts: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted universe of ids, and the int64 positions in it of source, target and account_id."""
+    parts = [interactions["source"], interactions["target"], accounts["account_id"]]
+    every = pl.concat([p.cast(pl.String) for p in parts], rechunk=True)
+    number = every.cast(pl.UInt64, strict=False)
+    if (len(every) and number.null_count() == 0 and number.max() < _LUT_MAX
+            and (number.cast(pl.String) == every).all()):
+        # canonical decimal ids (no sign, no leading zero): arithmetic instead of a string hash
+        values = number.to_numpy().astype(np.int64)
+        present = np.zeros(int(values.max()) + 1, dtype=bool)
+        present[values] = True
+        distinct = np.flatnonzero(present)
+        text = pl.Series("account_id", distinct).cast(pl.String)
+        order = text.arg_sort().to_numpy()
+        ids = text.gather(order)
+        lookup = np.zeros(len(present), dtype=np.int64)
+        lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int64)
+        codes = lookup[values]
+    else:
+        ids = every.drop_nulls().unique().sort().alias("account_id")
+        codes = every.cast(pl.Enum(ids)).to_physical().to_numpy().astype(np.int64)
+    n_i = interactions.height
+    return ids, codes[:n_i], codes[n_i:2 * n_i], codes[2 * n_i:]
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(schema={"account_id": pl.String, "raw": pl.Float64, "score": pl.Float64,
+                                **{c: pl.Float64 for c in COMPONENTS}})
+
+
+def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> pl.DataFrame:
+    """One row per account: account_id, raw, score, the weighted log terms that add up to raw."""
+    ids, src, tgt, acc = _index(interactions, accounts)
+    n = len(ids)
+    if n == 0:
+        return _empty()
+    k = len(KINDS) + 1                       # the last slot collects unknown kinds (ignored)
+    frame = interactions.select(
+        pl.col("kind").replace_strict(list(KINDS), list(range(len(KINDS))), default=len(KINDS),
+                                      return_dtype=pl.Int64).alias("k"),
+        pl.col("weight").fill_null(0.0).alias("w"))
+    kind, value = frame["k"].to_numpy(), frame["w"].to_numpy()
+    keep = src != tgt
+    src, tgt, kind, value = src[keep], tgt[keep], kind[keep], value[keep]
+    counts = np.bincount(tgt * k + kind, minlength=n * k).reshape(n, k).astype(np.float64)
+    rated = kind == _RATING
+    rating_sum = np.bincount(tgt[rated], weights=value[rated], minlength=n)
+    engaging = kind < _RATING
+    pairs = pl.Series(src[engaging] * n + tgt[engaging]).unique().to_numpy()
+    engagers_n = np.bincount(pairs % n, minlength=n).astype(np.float64)
+    followers = np.zeros(n)
+    if len(acc):
+        known = accounts["followers"].cast(pl.Float64).fill_null(0.0).clip(lower_bound=0.0).to_numpy()
+        np.maximum.at(followers, acc, known)
+    w = params["weights"]
+    columns = {
+        "retweets": w["retweets"] * np.log1p(counts[:, KINDS.index("retweet")]),
+        "mentions": w["mentions"] * np.log1p(counts[:, KINDS.index("mention")]),
+        "replies": w["replies"] * np.log1p(counts[:, KINDS.index("reply")]),
+        "other": w["other"] * np.log1p(counts[:, KINDS.index("like")] + counts[:, KINDS.index("message")]
+                                       + counts[:, KINDS.index("follow")]),
+        "engagers": w["engagers"] * np.log1p(engagers_n),
+        "followers": w["followers"] * np.log1p(followers),
+        "ratings": w["ratings"] * np.sign(rating_sum) * np.log1p(np.abs(rating_sum)),
+    }
+    raw = columns["retweets"].copy()
+    for name in list(COMPONENTS)[1:]:
+        raw += columns[name]
+    result = pl.DataFrame({"account_id": ids, "raw": raw, "score": np.zeros(n), **columns})
+    return result.with_columns(pl.Series("score", to_score(raw, normalisation(result, params), params)))
+
+
+def normalisation(result: pl.DataFrame, params: dict) -> dict[str, float]:
+    """The population statistic the mapping uses: ref, the nearest-rank quantile of positive raws."""
+    positive = result["raw"].to_numpy()
+    positive = positive[positive > 0]
+    if positive.size == 0:
+        return {"ref": 0.0}
+    ppm = int(round(float(params["ref_quantile"]) * 1_000_000))
+    rank = max(1, -(-ppm * positive.size // 1_000_000))     # ceil(q * m) in integers
+    return {"ref": float(np.partition(positive, rank - 1)[rank - 1])}
+
+
+def to_score(raw: np.ndarray, norm: dict, params: dict) -> np.ndarray:
+    """clamp(1 + 99 * raw / ref, 1, 100); every score is 1 when ref is 0."""
+    raw = np.asarray(raw, dtype=np.float64)
+    ref = float(norm["ref"])
+    if ref <= 0:
+        return np.ones_like(raw)
+    return np.clip(1.0 + 99.0 * (raw / ref), 1.0, 100.0)
+
+
+def engagers(account_id: str, interactions: pl.DataFrame, result: pl.DataFrame, params: dict) -> pl.DataFrame:
+    """Per (engager, kind) acting on account_id: count and summed weight; contribution is null
+    because log terms do not split into per-engager parts."""
+    return (interactions.filter((pl.col("target") == account_id) & (pl.col("source") != account_id))
+            .group_by("source", "kind")
+            .agg(pl.len().cast(pl.Int64).alias("interactions"), pl.col("weight").sum().alias("weight"))
+            .select(pl.col("source").alias("engager"), "kind", "interactions", "weight",
+                    pl.lit(None, pl.Float64).alias("contribution"))
+            .sort(["contribution", "engager", "kind"], descending=[True, False, False], nulls_last=True))

@@ -1,0 +1,121 @@
+"""Publications and score history. What was published stays published: publishing another
+run for a period appends a restatement that points at what it restates; nothing is replaced.
+
+Views of history:
+- published (default): the first publication of each period, as originally shown;
+- restated: the latest publication of each period;
+- as of an instant: what was on display then, the latest publication of each period made by then.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from .errors import AuditError
+from .hashing import sha256_json, short_id
+from .store import append_log, frame
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One publication record."""
+    publication_id: str
+    run_id: str
+    period: str
+    restates: str | None
+    published_at: datetime
+    new: bool = False
+
+
+def publication_hash(run_id: str, period: str, restates: str | None, published_at: datetime) -> str:
+    return sha256_json({"run_id": run_id, "period": period, "restates": restates,
+                        "published_at": published_at.isoformat()})
+
+
+def _row(r: tuple) -> Publication:
+    return Publication(r[0], r[1], r[2], r[3], r[4])
+
+
+_COLUMNS = "publication_id, run_id, period, restates, published_at"
+
+
+def get(con: duckdb.DuckDBPyConnection, publication_id: str) -> Publication | None:
+    rows = con.execute(f"SELECT {_COLUMNS} FROM publication WHERE publication_id = ?", [publication_id]).fetchall()
+    return _row(rows[0]) if rows else None
+
+
+def list_all(con: duckdb.DuckDBPyConnection) -> list[Publication]:
+    rows = con.execute(f"SELECT {_COLUMNS} FROM publication ORDER BY published_at, period, publication_id").fetchall()
+    return [_row(r) for r in rows]
+
+
+def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datetime) -> Publication:
+    """Record RUN as the published score for PERIOD (a restatement when the period has one)."""
+    period = period.strip()
+    if not period:
+        raise AuditError("--period must not be empty; e.g. --period 2012-07-04")
+    same = con.execute(f"SELECT {_COLUMNS} FROM publication WHERE run_id = ? AND period = ?",
+                       [run_id, period]).fetchall()
+    if same:
+        return _row(same[0])
+    latest = con.execute("SELECT publication_id, published_at FROM publication WHERE period = ? "
+                         "ORDER BY published_at DESC, publication_id DESC LIMIT 1", [period]).fetchall()
+    restates = latest[0][0] if latest else None
+    if latest and now <= latest[0][1]:
+        raise AuditError(f"period {period} was last published at {latest[0][1].isoformat()}; a restatement "
+                         "must be published after it")
+    content = publication_hash(run_id, period, restates, now)
+    publication_id = short_id("p", content)
+    con.execute("INSERT INTO publication VALUES (?, ?, ?, ?, ?, ?)",
+                [publication_id, content, run_id, period, restates, now])
+    append_log(con, "publication", publication_id, content, now)
+    return Publication(publication_id, run_id, period, restates, now, new=True)
+
+
+HISTORY_SCHEMA = {"account_id": pl.String, "period": pl.String, "score": pl.Float64, "rank": pl.Int64,
+                  "run_id": pl.String, "algorithm": pl.String, "publication_id": pl.String,
+                  "published_at": pl.Datetime("us", "UTC"), "restated": pl.Boolean,
+                  "algorithm_changed": pl.Boolean}
+
+
+def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bool = False,
+            as_of: datetime | None = None) -> pl.DataFrame:
+    """Each account's score per period in the chosen view, oldest period first.
+
+    `restated` marks a point whose period has a later publication than the one shown (published
+    view) or that is itself a restatement (restated / as-of views). `algorithm_changed` marks the
+    first point of each account under a different algorithm version than its previous point.
+    """
+    pick_latest = restated or as_of is not None
+    order = "published_at DESC, publication_id DESC" if pick_latest else "published_at, publication_id"
+    params: dict = {"accounts": accounts}
+    cutoff = ""
+    if as_of is not None:
+        cutoff, params["as_of"] = "WHERE published_at <= $as_of", as_of
+    df = frame(con, f"""
+        WITH visible AS (SELECT * FROM publication {cutoff}),
+        shown AS (
+            SELECT *, count(*) OVER (PARTITION BY period) AS versions FROM visible
+            QUALIFY row_number() OVER (PARTITION BY period ORDER BY {order}) = 1),
+        ranked AS (
+            SELECT s.run_id, s.account_id, s.score,
+                   rank() OVER (PARTITION BY s.run_id ORDER BY s.score DESC) AS rank
+            FROM score s WHERE s.run_id IN (SELECT run_id FROM shown))
+        SELECT r.account_id, p.period, r.score, r.rank, p.run_id,
+               a.name || '@' || a.version AS algorithm, p.publication_id, p.published_at,
+               {"p.restates IS NOT NULL" if pick_latest else "p.versions > 1"} AS restated,
+               snap.as_of AS _as_of
+        FROM shown p
+        JOIN run USING (run_id) JOIN algorithm a USING (algorithm_id)
+        JOIN snapshot snap USING (snapshot_id)
+        JOIN ranked r ON r.run_id = p.run_id AND r.account_id IN (SELECT unnest($accounts))
+        ORDER BY r.account_id, snap.as_of, p.period""", params)
+    if df.height == 0:
+        return pl.DataFrame(schema=HISTORY_SCHEMA)
+    df = df.with_columns(
+        (pl.col("algorithm") != pl.col("algorithm").shift(1).over("account_id")).fill_null(False)
+        .alias("algorithm_changed")).drop("_as_of")
+    return df.cast(HISTORY_SCHEMA).select(list(HISTORY_SCHEMA))

@@ -11,12 +11,13 @@ from typing import Callable
 
 import polars as pl
 
-from . import publications, scoring
+from . import explainer, publications, scoring
 from . import snapshots as snaps
 from .algorithms import registry
 from .algorithms.registry import Algorithm
 from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
+from .explain import Explanation
 from .publications import Publication
 from .scoring import Run
 from .snapshots import Snapshot
@@ -184,3 +185,18 @@ def history(store: str | Path, accounts: str | list[str], *, restated: bool = Fa
     instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
     with connect(store) as con:
         return publications.history(con, ids, restated=restated, as_of=instant)
+
+
+def explain(store: str | Path, account: str, *, from_run: str, to_run: str, now: datetime,
+            step: Step = quiet) -> Explanation:
+    """Explain ACCOUNT's score change from one run to another; computes and stores missing
+    counterfactual runs first (a second explanation of the same change computes none)."""
+    with connect(store) as con:
+        r1, r2 = _run(con, from_run), _run(con, to_run)
+        missing = explainer.needed_counterfactuals(con, r1, r2)
+    if missing:
+        with connect(store, write=True) as con, transaction(con):
+            explainer.compute_counterfactuals(con, missing, now, step)
+    with connect(store) as con:
+        step(f"explaining {account}")
+        return explainer.explain_runs(con, account, r1, r2, ())

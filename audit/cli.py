@@ -11,7 +11,7 @@ from typing import Any
 import click
 import polars as pl
 
-from . import api
+from . import api, present
 from .errors import AuditError
 
 
@@ -403,6 +403,32 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
                        f"{r['run_id']}  {note}")
     for m in sorted(set(wanted) - set(df["account_id"].to_list())):
         click.echo(f"warning: account {m!r} has no published score", err=True)
+
+
+@cli.command()
+@click.argument("account")
+@click.option("--from", "from_run", required=True, help="The baseline run (id or prefix).")
+@click.option("--to", "to_run", required=True, help="The candidate run (id or prefix).")
+@json_option
+@click.pass_context
+def explain(ctx: click.Context, account: str, from_run: str, to_run: str, as_json: bool) -> None:
+    """Explain ACCOUNT's score change between two runs: own activity, everyone else, and the
+    algorithm, with at most four ranked reasons and the engagers behind it.
+
+    When both the snapshot and the algorithm differ, the counterfactual runs are computed and
+    stored first (marked counterfactual); explaining the same change again reuses them.
+
+    \b
+    Example:
+        audit explain 88 --from r_1a2b --to r_3c4d
+    """
+    progress = steps()
+    e = api.explain(store_of(ctx), account, from_run=from_run, to_run=to_run, now=_now(), step=progress)
+    progress.done()
+    if as_json:
+        emit_json(present.explanation_to_dict(e))
+    else:
+        click.echo(present.explanation_text(e))
 
 
 @cli.command()

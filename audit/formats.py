@@ -22,6 +22,7 @@ ACCOUNT_COLUMNS = ("account_id",)
 OPTIONAL_ACCOUNT = ("handle", "followers", "following", "created_at")
 HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 _NUMBER = r"^\s*-?\d+(\.\d+)?\s*$"
+_MAX_EPOCH_S = (2**63 - 1) // 1_000_000 - 1
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def parse_ts(text: pl.Expr) -> pl.Expr:
     t = text.str.strip_chars()
     is_epoch = t.str.contains(_NUMBER)
     whole = t.str.extract(r"^(-?\d+)", 1).cast(pl.Int64, strict=False)
+    # Beyond this, seconds * 1e6 overflows Int64 and wraps to a plausible past instant: refuse it.
+    whole = pl.when(whole.is_between(-_MAX_EPOCH_S, _MAX_EPOCH_S)).then(whole)
     frac = t.str.extract(r"\.(\d+)$", 1).str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False)
     sign = pl.when(t.str.starts_with("-")).then(-1).otherwise(1)
     epoch_us = whole * 1_000_000 + sign * frac.fill_null(0)

@@ -14,7 +14,7 @@ import polars as pl
 
 from .formats import Parsed, read_input
 from .hashing import short_id
-from .records import batch_hash, rows_digest
+from .records import as_utc, batch_hash, rows_digest
 from .store import append_log
 from .validate import validate
 
@@ -44,9 +44,14 @@ def file_sha256(path: Path) -> str:
 
 
 def find_by_file(con: duckdb.DuckDBPyConnection, sha: str) -> IngestResult | None:
-    """The batch already stored from a file with these exact bytes, if any."""
+    """The batch already stored from a file with these exact bytes, if any.
+
+    A uvt file's rows depend on --kind as well as its bytes, so it is never matched by bytes alone:
+    it is read again and matched by content (the same kind again is still a no-op).
+    """
     rows = con.execute("SELECT batch_id, source_name, format, batch_kind, rows, accounts "
-                       "FROM batch WHERE file_sha256 = ? ORDER BY batch_id LIMIT 1", [sha]).fetchall()
+                       "FROM batch WHERE file_sha256 = ? AND format <> 'uvt' ORDER BY batch_id LIMIT 1",
+                       [sha]).fetchall()
     return _existing(rows[0]) if rows else None
 
 
@@ -74,7 +79,7 @@ class Prepared:
 
 def prepare(path: str | Path, fmt: str, kind: str | None, now: datetime, step: Step) -> Prepared:
     """Everything that needs no store: read, validate, digest."""
-    path = Path(path)
+    path, now = Path(path), as_utc(now)
     step(f"reading {path.name}")
     parsed = read_input(path, fmt, kind=kind)
     step(f"validating {parsed.frame.height:,} rows")
@@ -86,7 +91,7 @@ def prepare(path: str | Path, fmt: str, kind: str | None, now: datetime, step: S
 
 def store_batch(con: duckdb.DuckDBPyConnection, prep: Prepared, now: datetime, step: Step) -> IngestResult:
     """Insert the batch, its rows and its log entry (inside the caller's transaction)."""
-    parsed, rows = prep.parsed, prep.rows
+    parsed, rows, now = prep.parsed, prep.rows, as_utc(now)
     batch_id = short_id("b", prep.digest)
     same = con.execute("SELECT batch_id, source_name, format, batch_kind, rows, accounts FROM batch "
                        "WHERE content_hash = ?", [prep.digest]).fetchall()

@@ -2,7 +2,7 @@
 `verify` recomputes it from what the store holds. Each function takes plain values and frames."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
@@ -19,6 +19,12 @@ def rows_digest(rows: pl.DataFrame, batch_kind: str) -> str:
     """Digest of a batch's rows in canonical order (identical rows are kept and counted)."""
     key = INTERACTION_KEY if batch_kind == "interactions" else ACCOUNT_KEY
     return frame_digest(rows.select(key).sort(key, nulls_last=True, maintain_order=True))
+
+
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC (naive means UTC): hashed instants must read back identically from the
+    store, which returns every TIMESTAMPTZ in UTC."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 BATCH_FIELDS = ("batch_id", "file_sha256", "source_name", "format", "batch_kind", "rows", "accounts",

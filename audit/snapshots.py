@@ -11,7 +11,7 @@ import polars as pl
 
 from .errors import AuditError
 from .hashing import short_id
-from .records import snapshot_definition, snapshot_hash
+from .records import as_utc, snapshot_definition, snapshot_hash
 from .store import append_log, frame
 
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -84,6 +84,7 @@ def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int 
 
     The same definition over the same batches is the same snapshot (its label is kept from the first).
     """
+    as_of, now = as_utc(as_of), as_utc(now)
     batches = con.execute("SELECT batch_id, content_hash FROM batch ORDER BY batch_id").fetchall()
     if not batches:
         raise AuditError('the store holds no batches yet; "audit ingest FILE" stores one')

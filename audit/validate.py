@@ -122,7 +122,9 @@ def _examples(parsed: Parsed, index: list[int], show: tuple[str, ...]) -> list[d
 
 
 def _fmt_example(ex: dict[str, Any]) -> str:
-    return f"line {ex['line']}: " + ", ".join(f"{k}={v!r}" for k, v in ex.items() if k != "line")
+    # `ts_text` is the raw text of the file's `ts` column: name the column as the file does.
+    return f"line {ex['line']}: " + ", ".join(f"{k.removesuffix('_text')}={v!r}"
+                                             for k, v in ex.items() if k != "line")
 
 
 def validate(parsed: Parsed, now: datetime) -> dict[str, Any]:
@@ -141,7 +143,7 @@ def validate(parsed: Parsed, now: datetime) -> dict[str, Any]:
         res["examples"] = _examples(parsed, res.pop("index"), check.show)
         if not res["success"]:
             show = "; ".join(_fmt_example(e) for e in res["examples"])
-            failed.append(f"  {check.expectation} on column {check.show[0]} ({check.describe}): "
+            failed.append(f"  {check.expectation} on column {check.show[0].removesuffix('_text')} ({check.describe}): "
                           f"{res['unexpected']:,} of {parsed.frame.height:,} rows fail, e.g. {show}")
     if failed:
         raise ValidationError(f"{path}: rejected, nothing was stored:\n" + "\n".join(failed))

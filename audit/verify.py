@@ -35,27 +35,38 @@ class Verification:
 
 def recompute_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
     rows = con.execute("SELECT batch_id, file_sha256, source_name, format, batch_kind, rows, accounts, "
-                       "validation, ingested_at, content_hash FROM batch WHERE batch_id = ?", [batch_id]).fetchall()
+                       "validation, ingested_at, content_hash, min_ts, max_ts FROM batch WHERE batch_id = ?",
+                       [batch_id]).fetchall()
     if not rows:
         return None
     r = rows[0]
-    digest = rows_digest(stored_batch_rows(con, batch_id, r[4]), r[4])
+    stored = stored_batch_rows(con, batch_id, r[4])
+    digest = rows_digest(stored, r[4])
+    # Columns outside the logged hash must still agree with the rows: content_hash decides what a
+    # later ingest takes for "already stored", min_ts/max_ts are shown.
+    span = (stored["ts"].min(), stored["ts"].max()) if r[4] == "interactions" else (None, None)
+    if r[9] != digest or (r[10], r[11]) != span:
+        return f"stored content_hash/min_ts/max_ts disagree with the rows of {batch_id}"
     meta = dict(zip(("batch_id", "file_sha256", "source_name", "format", "batch_kind", "rows", "accounts"), r[:7]))
     meta.update(validation=json.loads(r[7]), ingested_at=r[8])
     return batch_hash(meta, digest)
 
 
 def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str | None:
-    rows = con.execute("SELECT as_of, window_seconds, batch_ids FROM snapshot WHERE snapshot_id = ?",
-                       [snapshot_id]).fetchall()
+    rows = con.execute("SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash "
+                       "FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
     if not rows:
         return None
-    as_of, window, batch_ids = rows[0]
+    as_of, window, batch_ids, stored_interactions, stored_accounts, stored_hash = rows[0]
     batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
                           "ORDER BY batch_id", [batch_ids]).fetchall()
     definition = snapshot_definition(as_of, window, [tuple(b) for b in batches])
     interactions, accounts = count_inputs(con, as_of, window, list(batch_ids))
-    return snapshot_hash(definition, interactions, accounts)
+    content = snapshot_hash(definition, interactions, accounts)
+    # The stored counts are what `audit snapshots` shows: they must be the recounted ones.
+    if (stored_interactions, stored_accounts, stored_hash) != (interactions, accounts, content):
+        return f"stored interactions/accounts/content_hash disagree with a recount of {snapshot_id}"
+    return content
 
 
 def recompute_algorithm(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> str | None:

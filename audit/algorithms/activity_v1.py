@@ -78,32 +78,49 @@ REASONS = {
 KINDS = ("retweet", "mention", "reply", "like", "message", "follow", "rating")
 _RATING = KINDS.index("rating")
 
-_LUT_MAX = 1 << 25   # numeric ids up to this are mapped through a lookup table
+_LUT_MAX = 1 << 25                                   # numeric ids below this use a lookup table
+_POWERS = 10 ** np.arange(1, 10, dtype=np.uint64)    # 10 .. 10^9: digit counts of uint32 values
+
+
+def _numeric_codes(columns: list[pl.Series]) -> tuple[pl.Series, list[np.ndarray]] | None:
+    """The fast path of _index when every id is a canonical decimal integer below _LUT_MAX."""
+    values = []
+    for column in columns:
+        number = column.cast(pl.UInt32, strict=False)
+        if number.null_count():
+            return None
+        array = number.to_numpy()
+        # canonical ("7", not "07", "+7" or " 7") iff the text is exactly as long as the digits
+        digits = np.searchsorted(_POWERS, array, side="right") + 1
+        if not np.array_equal(column.str.len_bytes().to_numpy(), digits):
+            return None
+        values.append(array)
+    top = max((int(a.max()) for a in values if len(a)), default=-1)
+    if top < 0 or top >= _LUT_MAX:
+        return None
+    present = np.zeros(top + 1, dtype=bool)
+    for array in values:
+        present[array] = True
+    distinct = np.flatnonzero(present)
+    text = pl.Series("account_id", distinct).cast(pl.String)
+    order = text.arg_sort().to_numpy()
+    lookup = np.zeros(top + 1, dtype=np.int32)
+    lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int32)
+    return text.gather(order), [lookup[array] for array in values]
 
 
 def _index(interactions: pl.DataFrame, accounts: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted universe of ids, and the int64 positions in it of source, target and account_id."""
-    parts = [interactions["source"], interactions["target"], accounts["account_id"]]
-    every = pl.concat([p.cast(pl.String) for p in parts], rechunk=True)
-    number = every.cast(pl.UInt64, strict=False)
-    if (len(every) and number.null_count() == 0 and number.max() < _LUT_MAX
-            and (number.cast(pl.String) == every).all()):
-        # canonical decimal ids (no sign, no leading zero): arithmetic instead of a string hash
-        values = number.to_numpy().astype(np.int64)
-        present = np.zeros(int(values.max()) + 1, dtype=bool)
-        present[values] = True
-        distinct = np.flatnonzero(present)
-        text = pl.Series("account_id", distinct).cast(pl.String)
-        order = text.arg_sort().to_numpy()
-        ids = text.gather(order)
-        lookup = np.zeros(len(present), dtype=np.int64)
-        lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int64)
-        codes = lookup[values]
-    else:
-        ids = every.drop_nulls().unique().sort().alias("account_id")
-        codes = every.cast(pl.Enum(ids)).to_physical().to_numpy().astype(np.int64)
-    n_i = interactions.height
-    return ids, codes[:n_i], codes[n_i:2 * n_i], codes[2 * n_i:]
+    """Sorted universe of ids, and the int32 positions in it of source, target and account_id."""
+    columns = [interactions["source"].cast(pl.String), interactions["target"].cast(pl.String),
+               accounts["account_id"].cast(pl.String)]
+    found = _numeric_codes(columns)
+    if found is not None:
+        ids, codes = found
+        return ids, codes[0], codes[1], codes[2]
+    ids = pl.concat(columns).drop_nulls().unique().sort().alias("account_id")
+    kind = pl.Enum(ids)
+    codes = [column.cast(kind).to_physical().to_numpy().astype(np.int32) for column in columns]
+    return ids, codes[0], codes[1], codes[2]
 
 
 def _empty() -> pl.DataFrame:
@@ -118,18 +135,16 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
     if n == 0:
         return _empty()
     k = len(KINDS) + 1                       # the last slot collects unknown kinds (ignored)
-    frame = interactions.select(
-        pl.col("kind").replace_strict(list(KINDS), list(range(len(KINDS))), default=len(KINDS),
-                                      return_dtype=pl.Int64).alias("k"),
-        pl.col("weight").fill_null(0.0).alias("w"))
-    kind, value = frame["k"].to_numpy(), frame["w"].to_numpy()
+    kind = (interactions["kind"].cast(pl.Enum(list(KINDS)), strict=False).to_physical()
+            .fill_null(len(KINDS)).to_numpy().astype(np.int64))
+    value = interactions["weight"].fill_null(0.0).to_numpy()
     keep = src != tgt
     src, tgt, kind, value = src[keep], tgt[keep], kind[keep], value[keep]
-    counts = np.bincount(tgt * k + kind, minlength=n * k).reshape(n, k).astype(np.float64)
+    counts = np.bincount(tgt.astype(np.int64) * k + kind, minlength=n * k).reshape(n, k).astype(np.float64)
     rated = kind == _RATING
     rating_sum = np.bincount(tgt[rated], weights=value[rated], minlength=n)
     engaging = kind < _RATING
-    pairs = pl.Series(src[engaging] * n + tgt[engaging]).unique().to_numpy()
+    pairs = pl.Series(src[engaging].astype(np.int64) * n + tgt[engaging]).unique().to_numpy()
     engagers_n = np.bincount(pairs % n, minlength=n).astype(np.float64)
     followers = np.zeros(n)
     if len(acc):

@@ -99,32 +99,49 @@ REASONS = {
     "ALGORITHM_CHANGED": "The algorithm now weights engagement by the engager's own score: {points:+.1f} points",
 }
 
-_LUT_MAX = 1 << 25   # numeric ids up to this are mapped through a lookup table
+_LUT_MAX = 1 << 25                                   # numeric ids below this use a lookup table
+_POWERS = 10 ** np.arange(1, 10, dtype=np.uint64)    # 10 .. 10^9: digit counts of uint32 values
+
+
+def _numeric_codes(columns: list[pl.Series]) -> tuple[pl.Series, list[np.ndarray]] | None:
+    """The fast path of _index when every id is a canonical decimal integer below _LUT_MAX."""
+    values = []
+    for column in columns:
+        number = column.cast(pl.UInt32, strict=False)
+        if number.null_count():
+            return None
+        array = number.to_numpy()
+        # canonical ("7", not "07", "+7" or " 7") iff the text is exactly as long as the digits
+        digits = np.searchsorted(_POWERS, array, side="right") + 1
+        if not np.array_equal(column.str.len_bytes().to_numpy(), digits):
+            return None
+        values.append(array)
+    top = max((int(a.max()) for a in values if len(a)), default=-1)
+    if top < 0 or top >= _LUT_MAX:
+        return None
+    present = np.zeros(top + 1, dtype=bool)
+    for array in values:
+        present[array] = True
+    distinct = np.flatnonzero(present)
+    text = pl.Series("account_id", distinct).cast(pl.String)
+    order = text.arg_sort().to_numpy()
+    lookup = np.zeros(top + 1, dtype=np.int32)
+    lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int32)
+    return text.gather(order), [lookup[array] for array in values]
 
 
 def _index(interactions: pl.DataFrame, accounts: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted universe of ids, and the int64 positions in it of source, target and account_id."""
-    parts = [interactions["source"], interactions["target"], accounts["account_id"]]
-    every = pl.concat([p.cast(pl.String) for p in parts], rechunk=True)
-    number = every.cast(pl.UInt64, strict=False)
-    if (len(every) and number.null_count() == 0 and number.max() < _LUT_MAX
-            and (number.cast(pl.String) == every).all()):
-        # canonical decimal ids (no sign, no leading zero): arithmetic instead of a string hash
-        values = number.to_numpy().astype(np.int64)
-        present = np.zeros(int(values.max()) + 1, dtype=bool)
-        present[values] = True
-        distinct = np.flatnonzero(present)
-        text = pl.Series("account_id", distinct).cast(pl.String)
-        order = text.arg_sort().to_numpy()
-        ids = text.gather(order)
-        lookup = np.zeros(len(present), dtype=np.int64)
-        lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int64)
-        codes = lookup[values]
-    else:
-        ids = every.drop_nulls().unique().sort().alias("account_id")
-        codes = every.cast(pl.Enum(ids)).to_physical().to_numpy().astype(np.int64)
-    n_i = interactions.height
-    return ids, codes[:n_i], codes[n_i:2 * n_i], codes[2 * n_i:]
+    """Sorted universe of ids, and the int32 positions in it of source, target and account_id."""
+    columns = [interactions["source"].cast(pl.String), interactions["target"].cast(pl.String),
+               accounts["account_id"].cast(pl.String)]
+    found = _numeric_codes(columns)
+    if found is not None:
+        ids, codes = found
+        return ids, codes[0], codes[1], codes[2]
+    ids = pl.concat(columns).drop_nulls().unique().sort().alias("account_id")
+    kind = pl.Enum(ids)
+    codes = [column.cast(kind).to_physical().to_numpy().astype(np.int32) for column in columns]
+    return ids, codes[0], codes[1], codes[2]
 
 
 def _edge_weights(interactions: pl.DataFrame, params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -133,13 +150,10 @@ def _edge_weights(interactions: pl.DataFrame, params: dict) -> tuple[np.ndarray,
     unknown = sorted(set(table) - set(KINDS))
     if unknown:
         raise ValueError(f"network@2: kind_weights has unknown kinds {unknown}; known: {list(KINDS)}")
-    frame = interactions.select(
-        pl.col("kind").replace_strict(list(KINDS), list(range(len(KINDS))), default=len(KINDS),
-                                      return_dtype=pl.Int64).alias("k"),
-        (pl.col("kind").replace_strict(list(KINDS), [float(table.get(k, 0.0)) for k in KINDS],
-                                       default=0.0, return_dtype=pl.Float64)
-         * pl.col("weight").clip(lower_bound=0.0)).alias("w"))
-    return frame["k"].to_numpy(), frame["w"].to_numpy()
+    kind = (interactions["kind"].cast(pl.Enum(list(KINDS)), strict=False).to_physical()
+            .fill_null(len(KINDS)).to_numpy().astype(np.int64))
+    per_kind = np.array([float(table.get(k, 0.0)) for k in KINDS] + [0.0])
+    return kind, per_kind[kind] * np.maximum(interactions["weight"].fill_null(0.0).to_numpy(), 0.0)
 
 
 def _empty() -> pl.DataFrame:
@@ -178,7 +192,7 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
     # one more application of the operator, split by where the mass comes from
     share = d * x * inv
     k = len(KINDS)
-    by_kind = np.bincount(tgt * k + kind, weights=share[src] * w, minlength=n * k).reshape(n, k)
+    by_kind = np.bincount(tgt.astype(np.int64) * k + kind, weights=share[src] * w, minlength=n * k).reshape(n, k)
     columns = {"teleport": np.full(n, (1.0 - d) / n),
                "dangling": np.full(n, d * x[dangling].sum() / n)}
     for j, name in enumerate(KINDS):

@@ -1,0 +1,261 @@
+"""Explain one account's score change between two runs, in parts that add up exactly.
+
+Method (README, "Explaining a change"):
+- total = candidate score - baseline score (stored scores).
+- When snapshot and algorithm both differ, a two-factor Shapley value over the four runs
+  S(algorithm, data): data = 1/2[(S(a1,d2) - S(a1,d1)) + (S(a2,d2) - S(a2,d1))], and the
+  algorithm part is the rest (= 1/2[(S(a2,d1) - S(a1,d1)) + (S(a2,d2) - S(a1,d2))]).
+- A data change under one algorithm splits into the account's own activity and everyone else:
+  score = to_score(raw, norm) with norm a population statistic, so a two-factor Shapley value
+  over (raw, norm) gives the raw effect and the normalisation effect; the raw effect is shared
+  over the raw's parts in proportion to their raw change (exact when the mapping is linear in
+  raw; the log-mean Divisia split when it is logarithmic). A part of raw is own activity when
+  the algorithm declares it so (COMPONENT_PARTS; default own), population when declared so,
+  and for per-engager components the change of each engager's contribution c = q * w (q the
+  engager's standing, w its engagement with the account) splits by Shapley into own (w
+  changed) and population (q changed); an engager who started or stopped is own activity.
+- Everything that is not own activity or algorithm is population, so the parts add up to the
+  total by construction.
+Pure functions over frames: no store access here.
+"""
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from .errors import AuditError
+
+PARTS = ("own_activity", "population", "algorithm")
+MAX_REASONS = 4
+
+
+@dataclass(frozen=True)
+class RunPoint:
+    """One side of the change: a run and the account's score in it."""
+    run_id: str
+    snapshot_id: str
+    snapshot_label: str | None
+    algorithm: str
+    score: float
+    raw: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class ComponentChange:
+    """How much one component moved the score, within one part, under one algorithm."""
+    part: str
+    algorithm: str
+    component: str
+    label: str
+    before: float          # the plain quantity behind the component (e.g. retweets received)
+    after: float
+    raw_delta: float
+    points: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One ranked reason: a code from the algorithm version's list, its text and its points."""
+    code: str
+    text: str
+    points: float
+    part: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A change explained: parts add up to the total; reasons are the largest items."""
+    account_id: str
+    baseline: RunPoint
+    candidate: RunPoint
+    total: float
+    parts: dict[str, float]
+    components: tuple[ComponentChange, ...]
+    engagers: pl.DataFrame
+    reasons: tuple[Reason, ...]
+    counterfactual_runs: tuple[str, ...]
+    method: str
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one run contributes to a data split: the run's scores and the account's inputs."""
+    scores: pl.DataFrame          # account_id, raw, score (all accounts of the run)
+    components: dict[str, float]  # the account's components in this run
+    inputs: pl.DataFrame          # interactions into the account and all interactions of its engagers
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    """A data change under one algorithm, split into own activity and population."""
+    own: float
+    population: float
+    components: list[ComponentChange]
+    engagers: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def _score_of(module: types.ModuleType, raw: float, norm: dict, params: dict) -> float:
+    return float(np.asarray(module.to_score(np.array([raw]), norm, params))[0])
+
+
+def _measure(module: types.ModuleType, component: str, value: float, norm: dict, params: dict) -> float:
+    fn = getattr(module, "measure", None)
+    return float(fn(component, value, norm, params)) if fn else float(value)
+
+
+def _row(scores: pl.DataFrame, account: str) -> tuple[float, float]:
+    hit = scores.filter(pl.col("account_id") == account)
+    return float(hit["raw"][0]), float(hit["score"][0])
+
+
+def _engager_split(module, account: str, params: dict, b: Side, c: Side) -> pl.DataFrame:
+    """Per (engager, kind): contributions before/after and their own / population split (raw units)."""
+    keys = ["engager", "kind"]
+    e1 = module.engagers(account, b.inputs, b.scores, params)
+    e2 = module.engagers(account, c.inputs, c.scores, params)
+    joined = (e1.select(*keys, pl.col("interactions").alias("n1"), pl.col("weight").alias("w1"),
+                        pl.col("contribution").alias("c1"))
+              .join(e2.select(*keys, pl.col("interactions").alias("n2"), pl.col("weight").alias("w2"),
+                              pl.col("contribution").alias("c2")), on=keys, how="full", coalesce=True)
+              .with_columns(pl.col("n1", "n2").fill_null(0), pl.col("w1", "w2").fill_null(0.0)))
+    if e1["contribution"].null_count() == e1.height and e2["contribution"].null_count() == e2.height:
+        return joined.with_columns(pl.lit(None, pl.Float64).alias(c) for c in ("c1", "c2", "own", "pop"))
+    joined = joined.with_columns(pl.col("c1", "c2").fill_null(0.0))
+    q1 = pl.when(pl.col("w1") > 0).then(pl.col("c1") / pl.col("w1"))
+    q2 = pl.when(pl.col("w2") > 0).then(pl.col("c2") / pl.col("w2"))
+    joined = joined.with_columns(q1.alias("q1"), q2.alias("q2")).with_columns(
+        pl.col("q1").fill_null(pl.col("q2")).fill_null(0.0), pl.col("q2").fill_null(pl.col("q1")).fill_null(0.0))
+    own = 0.5 * (pl.col("q1") + pl.col("q2")) * (pl.col("w2") - pl.col("w1"))
+    return joined.with_columns(own.alias("own")).with_columns(
+        (pl.col("c2") - pl.col("c1") - pl.col("own")).alias("pop")).drop("q1", "q2")
+
+
+def split_data(module: types.ModuleType, label: str, params: dict, components: tuple[tuple[str, str], ...],
+               account: str, b: Side, c: Side) -> DataSplit:
+    """Split S(a, d2) - S(a, d1) for one account into own activity and population."""
+    r1, s1 = _row(b.scores, account)
+    r2, s2 = _row(c.scores, account)
+    total = s2 - s1
+    if not hasattr(module, "to_score") or not hasattr(module, "normalisation"):
+        # An algorithm without the hooks: the data change cannot be split; report it as population.
+        return DataSplit(0.0, total, [])
+    n1, n2 = module.normalisation(b.scores, params), module.normalisation(c.scores, params)
+    m = lambda r, n: _score_of(module, r, n, params)  # noqa: E731
+    raw_effect = 0.5 * ((m(r2, n1) - m(r1, n1)) + (m(r2, n2) - m(r1, n2)))
+    d_raw = r2 - r1
+    factor = raw_effect / d_raw if d_raw != 0 else 0.0
+    declared = dict(getattr(module, "COMPONENT_PARTS", {}))
+    engagers = pl.DataFrame()
+    if hasattr(module, "engagers"):
+        engagers = _engager_split(module, account, params, b, c)
+    own_by_kind = ({k: v for k, v in engagers.group_by("kind").agg(pl.col("own").sum()).iter_rows()}
+                   if engagers.height and engagers["own"].null_count() < engagers.height else {})
+    changes: list[ComponentChange] = []
+    own_raw = 0.0
+    for name, text in components:
+        v1, v2 = b.components[name], c.components[name]
+        delta = v2 - v1
+        role = declared.get(name, "own")
+        pieces = {"own_activity": delta} if role == "own" else {"population": delta} if role == "population" \
+            else {"own_activity": own_by_kind.get(role.split(":", 1)[1], 0.0)}
+        if role.startswith("engagers:"):
+            pieces["population"] = delta - pieces["own_activity"]
+        for part, piece in pieces.items():
+            if part == "own_activity":
+                own_raw += piece
+            if piece == 0.0:
+                continue
+            changes.append(ComponentChange(part, label, name, text, _measure(module, name, v1, n1, params),
+                                           _measure(module, name, v2, n2, params), piece, factor * piece))
+    norm_effect = total - raw_effect
+    if norm_effect != 0.0:
+        changes.append(ComponentChange("population", label, "normalisation",
+                                       "Everyone else's scores (the population statistic)",
+                                       next(iter(n1.values()), 0.0), next(iter(n2.values()), 0.0), 0.0,
+                                       norm_effect))
+    own = factor * own_raw
+    if engagers.height and engagers["own"].null_count() < engagers.height:
+        engagers = engagers.with_columns((factor * (pl.col("c2") - pl.col("c1"))).alias("points"))
+    elif engagers.height:
+        engagers = engagers.with_columns(pl.lit(None, pl.Float64).alias("points"))
+    return DataSplit(own, total - own, changes, engagers)
+
+
+def _item_text(reasons: dict[str, str], code: str, fields: dict[str, Any], fallback: str) -> str:
+    template = reasons.get(code)
+    if template is None:
+        return fallback
+    try:
+        return template.format(**fields)
+    except (KeyError, ValueError, IndexError):
+        return fallback
+
+
+def reasons_for(items: list[ComponentChange], algorithm_points: float, candidate_reasons: dict[str, str],
+                reason_lists: dict[str, dict[str, str]]) -> tuple[Reason, ...]:
+    """At most four reasons, ranked by absolute points (ties by code), from the versions' code lists."""
+    out: list[Reason] = []
+    population = sum(i.points for i in items if i.part == "population")
+    for i in items:
+        if i.part != "own_activity" or abs(i.points) < 0.005:
+            continue
+        way = "ROSE" if (i.after > i.before if i.after != i.before else i.points > 0) else "FELL"
+        code = f"{i.component.upper()}_{way}"
+        fields = {"before": i.before, "after": i.after, "points": i.points, "engager": "", "engager_score": 0.0}
+        fallback = f"{i.label} changed from {i.before:,.2f} to {i.after:,.2f}: {i.points:+.1f} points"
+        out.append(Reason(code, _item_text(reason_lists.get(i.algorithm, {}), code, fields, fallback),
+                          i.points, "own_activity"))
+    if abs(population) >= 0.005:
+        code = "POPULATION_ROSE" if population < 0 else "POPULATION_FELL"
+        fields = {"before": 0.0, "after": 0.0, "points": population, "engager": "", "engager_score": 0.0}
+        first = next((i.algorithm for i in items if i.part == "population"), "")
+        out.append(Reason(code, _item_text(reason_lists.get(first, {}), code, fields,
+                                           f"Everyone else's activity changed: {population:+.1f} points"),
+                          population, "population"))
+    if abs(algorithm_points) >= 0.005:
+        fields = {"before": 0.0, "after": 0.0, "points": algorithm_points, "engager": "", "engager_score": 0.0}
+        out.append(Reason("ALGORITHM_CHANGED", _item_text(candidate_reasons, "ALGORITHM_CHANGED", fields,
+                                                          f"The algorithm changed: {algorithm_points:+.1f} points"),
+                          algorithm_points, "algorithm"))
+    out.sort(key=lambda r: (-abs(r.points), r.code))
+    return tuple(out[:MAX_REASONS])
+
+
+def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[tuple[float, DataSplit]],
+            labels: list[str],
+            candidate_reasons: dict[str, str], reason_lists: dict[str, dict[str, str]],
+            counterfactual_runs: tuple[str, ...], method: str) -> Explanation:
+    """Weighted data splits plus the algorithm part (the rest) -> an Explanation."""
+    total = candidate.score - baseline.score
+    own = sum(w * s.own for w, s in splits)
+    population = sum(w * s.population for w, s in splits)
+    algorithm = total - own - population if baseline.algorithm != candidate.algorithm else 0.0
+    if baseline.algorithm == candidate.algorithm:
+        population = total - own       # exact: no algorithm part
+    items = [ComponentChange(c.part, c.algorithm, c.component, c.label, c.before, c.after,
+                             w * c.raw_delta, w * c.points) for w, s in splits for c in s.components]
+    engagers = pl.concat([s.engagers.with_columns(pl.lit(label).alias("algorithm"), pl.col("points") * w)
+                          for (w, s), label in zip(splits, labels) if s.engagers.height], how="diagonal_relaxed") \
+        if any(s.engagers.height for _, s in splits) else pl.DataFrame()
+    if engagers.height:
+        order = pl.col("points").abs().fill_null(0.0)
+        engagers = engagers.with_columns(order.alias("_o")).sort(
+            ["_o", "n2", "engager", "kind"], descending=[True, True, False, False]).drop("_o")
+    parts = {"own_activity": own, "population": population, "algorithm": algorithm}
+    reasons = reasons_for(items, algorithm, candidate_reasons, reason_lists)
+    return Explanation(account, baseline, candidate, total, parts, tuple(items), engagers, reasons,
+                       counterfactual_runs, method)
+
+
+def check_account(account: str, present: dict[str, bool]) -> None:
+    """A clear message when the account is missing from a run the explanation needs."""
+    missing = [run for run, ok in present.items() if not ok]
+    if missing:
+        raise AuditError(f'account "{account}" has no score in run(s) {", ".join(missing)} (no activity in '
+                         "that snapshot's window); pick runs where it was scored, "
+                         f'e.g. "audit history {account}"')

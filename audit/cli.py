@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -459,6 +460,45 @@ def verify(ctx: click.Context, rerun: bool, as_json: bool) -> None:
         click.echo(f"{status}: {result.entries:,} log entries checked{reran}, head {result.head[:16]}")
     if not result.ok:
         sys.exit(1)
+
+
+@cli.command()
+@click.option("--out", default="out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the reports.")
+@json_option
+@click.pass_context
+def demo(ctx: click.Context, out: str, as_json: bool) -> None:
+    """Run the main job on the bundled Higgs data: ingest, daily snapshots 2012-07-01..07, score
+    with activity@1 and network@2, publish activity@1 then restate with network@2, compare,
+    explain the biggest drop, write the reports. Running it again reuses what is stored.
+
+    \b
+    Example:
+        audit --store out/demo.duckdb demo --out out
+    """
+    from .demo import run_demo
+    store = store_of(ctx)
+    Path(store).parent.mkdir(parents=True, exist_ok=True)
+    progress = Steps(True)
+    result = run_demo(store, out, _now, step=progress)
+    progress.done()
+    e = result.explanation
+    if as_json:
+        emit_json({"store": result.store, "reports": result.reports, "account": result.account,
+                   "snapshots": result.snapshots, "runs": result.runs})
+        return
+    click.echo(f"store: {result.store}")
+    click.echo(f"{len(result.snapshots)} daily snapshots, {sum(len(v) for v in result.runs.values())} runs, "
+               f"{result.publications} publications ({result.restatements} restatements)")
+    if e is not None:
+        click.echo(f"biggest drop: account {result.account} {e.baseline.score:.1f} ({e.baseline.algorithm}, "
+                   f"{e.baseline.snapshot_label}) -> {e.candidate.score:.1f} ({e.candidate.algorithm}, "
+                   f"{e.candidate.snapshot_label}): own activity {e.parts['own_activity']:+.1f}, everyone else "
+                   f"{e.parts['population']:+.1f}, algorithm {e.parts['algorithm']:+.1f}")
+        for r in e.reasons:
+            click.echo(f"  - {r.text}")
+    for name, path in sorted(result.reports.items()):
+        click.echo(f"report {name}: {path}")
 
 
 def main() -> None:

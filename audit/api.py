@@ -17,7 +17,9 @@ from .algorithms import registry
 from .algorithms.registry import Algorithm
 from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
+from .compare import Comparison, RunInfo, compare_runs
 from .explain import Explanation
+from .segments import segment_features
 from .publications import Publication
 from .scoring import Run
 from .snapshots import Snapshot
@@ -200,3 +202,34 @@ def explain(store: str | Path, account: str, *, from_run: str, to_run: str, now:
     with connect(store) as con:
         step(f"explaining {account}")
         return explainer.explain_runs(con, account, r1, r2, ())
+
+
+def _run_info(con, run: Run) -> RunInfo:
+    algo = registry.get(con, run.algorithm_id)
+    assert algo is not None
+    return RunInfo(run_id=run.run_id, snapshot_id=run.snapshot_id, algorithm=algo.label,
+                   params=algo.params, source=algo.source)
+
+
+def compare_open(con, baseline: str, candidate: str, *, top: int = 20,
+                 segments: dict[str, str] | None = None) -> Comparison:
+    """compare() on an open connection (reports reuse it)."""
+    b, c = _run(con, baseline), _run(con, candidate)
+    snap = snaps.get(con, b.snapshot_id)
+    assert snap is not None
+    interactions, accounts = snaps.load_inputs(con, snap)
+    features = segment_features(interactions, accounts)
+    try:
+        return compare_runs(explainer._scores(con, b.run_id), explainer._scores(con, c.run_id),
+                            features=features, baseline_info=_run_info(con, b), candidate_info=_run_info(con, c),
+                            top=top, segments=segments)
+    except ValueError as exc:
+        raise AuditError(str(exc)) from None
+
+
+def compare(store: str | Path, baseline: str, candidate: str, *, top: int = 20,
+            segments: dict[str, str] | None = None) -> Comparison:
+    """Compare two runs: coverage, deltas, rank agreement, bands, segments (over the baseline's
+    snapshot inputs), movers, and the parameter and source diff of their algorithms."""
+    with connect(store) as con:
+        return compare_open(con, baseline, candidate, top=top, segments=segments)

@@ -406,6 +406,121 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
         click.echo(f"warning: account {m!r} has no published score", err=True)
 
 
+def _segments(items: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, expr = item.partition("=")
+        if not sep or not name.strip() or not expr.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=EXPR", param_hint="--segment")
+        out[name.strip()] = expr.strip()
+    return out
+
+
+@cli.command()
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Risers and fallers to list.")
+@click.option("--segment", "segment_items", multiple=True, metavar="NAME=EXPR",
+              help="An extra segment: a DuckDB SQL expression over received, given, distinct_engagers, "
+                   "followers, age_days (repeatable).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when any score differs, 0 when none.")
+@json_option
+@click.pass_context
+def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment_items: tuple[str, ...],
+            exit_code: bool, as_json: bool) -> None:
+    """Compare run CANDIDATE against run BASELINE: coverage, score deltas, rank agreement
+    (Spearman, Kendall tau-b, rank-biased overlap, top-k overlap), band migration, who pays by
+    segment, the top movers, and what changed in the algorithm.
+
+    \b
+    Example:
+        audit compare r_1a2b r_3c4d --top 10
+        audit compare r_1a2b r_3c4d --segment "heavy=CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"
+    """
+    from .textfmt_compare import comparison_to_dict, format_comparison
+    result = api.compare(store_of(ctx), baseline, candidate, top=top, segments=_segments(segment_items))
+    if as_json:
+        emit_json(comparison_to_dict(result))
+    else:
+        click.echo(format_comparison(result))
+    if exit_code and result.any_difference:
+        sys.exit(1)
+
+
+@cli.group()
+def report() -> None:
+    """Write an HTML report: transparency, compare, or account.
+
+    \b
+    Example:
+        audit report transparency --out transparency.html
+    """
+
+
+def _written(path: str, html: str, as_json: bool) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    data = html.encode("utf-8")
+    Path(path).write_bytes(data)
+    if as_json:
+        emit_json({"path": path, "bytes": len(data)})
+    else:
+        click.echo(f"wrote {path} ({len(data):,} bytes)")
+
+
+@report.command("transparency")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@click.option("--release", "releases", multiple=True, help="Only this published version, e.g. network@2 (repeatable).")
+@json_option
+@click.pass_context
+def report_transparency(ctx: click.Context, out: str, releases: tuple[str, ...], as_json: bool) -> None:
+    """The transparency report: per published version its parameters and their weight, what
+    changed, who moved, restatements, data quality, and the verification of the log.
+
+    \b
+    Example:
+        audit report transparency --out out/transparency.html
+    """
+    from reports.render import render_transparency
+
+    from .reporting import transparency
+    _written(out, render_transparency(transparency(store_of(ctx), list(releases) or None)), as_json)
+
+
+@report.command("compare")
+@click.argument("baseline")
+@click.argument("candidate")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@json_option
+@click.pass_context
+def report_compare(ctx: click.Context, baseline: str, candidate: str, out: str, as_json: bool) -> None:
+    """The comparison report of two runs.
+
+    \b
+    Example:
+        audit report compare r_1a2b r_3c4d --out out/compare.html
+    """
+    from reports.render import render_compare
+    _written(out, render_compare(api.compare(store_of(ctx), baseline, candidate)), as_json)
+
+
+@report.command("account")
+@click.argument("account")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
+@json_option
+@click.pass_context
+def report_account(ctx: click.Context, account: str, out: str, as_json: bool) -> None:
+    """The account statement: history as published and restated, the latest change explained.
+
+    \b
+    Example:
+        audit report account 44086 --out out/account-44086.html
+    """
+    from reports.render import render_account
+
+    from .reporting import account_statement
+    _written(out, render_account(account_statement(store_of(ctx), account, now=_now())), as_json)
+
+
 @cli.command()
 @click.argument("account")
 @click.option("--from", "from_run", required=True, help="The baseline run (id or prefix).")
@@ -481,6 +596,7 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     progress = Steps(True)
     result = run_demo(store, out, _now, step=progress)
+    result.reports = _demo_reports(store, Path(out), result, progress)
     progress.done()
     e = result.explanation
     if as_json:
@@ -499,6 +615,24 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
             click.echo(f"  - {r.text}")
     for name, path in sorted(result.reports.items()):
         click.echo(f"report {name}: {path}")
+
+
+def _demo_reports(store: str, out: Path, result, step: Steps) -> dict[str, str]:
+    """The demo's three reports (written here: rendering belongs to the CLI, not the library)."""
+    from reports.render import render_account, render_compare, render_transparency
+
+    from .reporting import account_statement, transparency
+    paths = {"transparency": out / "transparency.html", "compare": out / "compare.html",
+             "account": out / f"account-{result.account}.html"}
+    step("report: transparency (verifies the log and re-runs every run)")
+    paths["transparency"].write_text(render_transparency(transparency(store)), encoding="utf-8")
+    step("report: compare")
+    b, c = result.runs["activity@1"][-1], result.runs["network@2"][-1]
+    paths["compare"].write_text(render_compare(api.compare(store, b, c)), encoding="utf-8")
+    step(f"report: account {result.account}")
+    paths["account"].write_text(render_account(account_statement(store, result.account, now=_now())),
+                                encoding="utf-8")
+    return {k: str(v) for k, v in paths.items()}
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ parsed `ts`, `weight` next to their raw text (`ts_text`, `weight_text`) for erro
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import re
 from dataclasses import dataclass
@@ -77,6 +78,27 @@ def detect_format(path: Path) -> str:
                           f"pass --format ({', '.join(FORMATS[1:])})")
 
 
+def _bad_line(path: Path, separator: str, fields: int | None) -> str:
+    """On the failure path only: the first line the parser could not take, so the message names it."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    quoting = csv.QUOTE_MINIMAL if separator == "," else csv.QUOTE_NONE
+    try:
+        with opener(path, "rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return f"line {n}: byte {exc.start + 1} ({raw[exc.start:exc.start + 1]!r}) is not UTF-8"
+                row = next(csv.reader([text.rstrip("\r\n")], delimiter=separator, quoting=quoting), [])
+                if fields is None:
+                    fields = len(row)          # the header
+                elif len(row) > fields:
+                    return f"line {n} has {len(row)} fields, expected {fields}"
+    except (OSError, EOFError, csv.Error):
+        return ""
+    return ""
+
+
 def _read_text(path: Path, *, separator: str, names: list[str] | None) -> pl.DataFrame:
     _first_line(path)  # empty / binary files get a clear message before the parser sees them
     try:
@@ -87,8 +109,9 @@ def _read_text(path: Path, *, separator: str, names: list[str] | None) -> pl.Dat
         raise ValidationError(f"{path}: the file is empty (no rows); nothing was stored") from None
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError, OSError) as exc:
         first = str(exc).strip().splitlines()[0]
+        where = _bad_line(path, separator, None if names is None else len(names))
         raise ValidationError(f"{path}: cannot be read as {'CSV' if separator == ',' else 'text columns'}: "
-                              f"{first}") from None
+                              f"{first}{'; ' + where if where else ''}") from None
     if df.height == 0:
         raise ValidationError(f"{path}: the file has a header but no rows; nothing was stored")
     first_line = 2 if names is None else 1

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from .errors import ValidationError
-from .formats import Parsed
+from .formats import ACCOUNT_COLUMNS, INTERACTION_COLUMNS, OPTIONAL_ACCOUNT, OPTIONAL_INTERACTION, Parsed
 from .schema import KINDS
 
 EXAMPLES = 5
@@ -147,7 +147,9 @@ def validate(parsed: Parsed, now: datetime) -> dict[str, Any]:
                           f"{res['unexpected']:,} of {parsed.frame.height:,} rows fail, e.g. {show}")
     if failed:
         raise ValidationError(f"{path}: rejected, nothing was stored:\n" + "\n".join(failed))
-    key = [c for c in parsed.frame.columns if not c.startswith("_") and not c.endswith("_text")]
+    # Identical as stored: columns the store does not keep (extra columns of a CSV) do not count.
+    key = [*INTERACTION_COLUMNS, *OPTIONAL_INTERACTION] if parsed.batch_kind == "interactions" \
+        else [*ACCOUNT_COLUMNS, *OPTIONAL_ACCOUNT]
     dup = parsed.frame.select("_line", pl.struct(key).is_first_distinct().not_().alias("dup")).filter("dup")
     warnings = []
     if dup.height:

@@ -38,12 +38,12 @@ def ingest(store: str | Path, path: str | Path, *, now: datetime, fmt: str = "au
            kind: str | None = None, step: Step = quiet) -> IngestResult:
     """Validate PATH and store it as one batch; the same content again is a no-op."""
     if Path(store).exists() and Path(path).is_file():
-        with connect(store) as con:
+        with connect(store, write=True) as con:      # a writer: migrates a store of an older schema
             known = find_by_file(con, file_sha256(Path(path)))
         if known is not None:
             return known
     prep = prepare(path, fmt, kind, now, step)      # the store is not touched until this passed
-    with connect(store, write=True) as con, transaction(con):
+    with connect(store, write=True, create=True) as con, transaction(con):
         return store_batch(con, prep, now, step)
 
 
@@ -93,7 +93,7 @@ def register(store: str | Path, path: str | Path, *, now: datetime) -> tuple[Alg
     except UnicodeDecodeError:
         raise AuditError(f"{path}: not UTF-8 Python source") from None
     candidate = registry.from_source(source, str(path))
-    with connect(store, write=True) as con, transaction(con):
+    with connect(store, write=True, create=True) as con, transaction(con):
         return registry.register(con, candidate, now)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -74,10 +74,11 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
 
 
 @contextmanager
-def connect(path: str | Path, *, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the store; a writer migrates it first, a reader refuses a missing or stale store."""
+def connect(path: str | Path, *, write: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store; a writer migrates it first, a reader refuses a stale store. Only a
+    command that can start a store (`create`: ingest, register) makes a missing one."""
     path = Path(path)
-    if not write and not path.exists():
+    if not create and not path.exists():
         raise NotFound(f'no store at "{path}"; "audit ingest FILE" creates one '
                        "(or pass --store / set AUDIT_STORE)")
     con = _open(path, read_only=not write)
@@ -107,7 +108,9 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 
 
 def entry_hash(seq: int, kind: str, record_id: str, content_hash: str, prev: str, at: datetime) -> str:
-    """The hash of one log entry: it covers the previous entry and the content it adds."""
+    """The hash of one log entry: it covers the previous entry and the content it adds. The
+    instant is hashed in UTC, the zone the store reads every timestamp back in."""
+    at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
     return sha256_json([seq, kind, record_id, content_hash, prev, at.isoformat()])
 
 

@@ -136,9 +136,6 @@ def test_stale_store_is_refused_by_readers(tmp_path, inputs):
 
 
 @pytest.mark.skipif(SCHEMA_VERSION < 2, reason="needs a second migration")
-@pytest.mark.xfail(strict=True, reason="api.ingest opens an existing store read-only to look for the file "
-                                       "before it writes, so a stale store refuses `audit ingest` and tells "
-                                       "the user to run a writing command")
 def test_ingest_migrates_a_stale_store(tmp_path, inputs):
     store = tmp_path / "audit.duckdb"
     _stale_store(store)

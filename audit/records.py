@@ -27,6 +27,14 @@ def as_utc(at: datetime) -> datetime:
     return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
+def logged(content: str, **meta: Any) -> str:
+    """What a log entry holds for a record: its content hash plus the fields outside it (a
+    snapshot's label, when a record was made), so that editing any of them is detected."""
+    return sha256_json({"content": content,
+                        "meta": {k: as_utc(v).isoformat() if isinstance(v, datetime) else v
+                                 for k, v in meta.items()}})
+
+
 BATCH_FIELDS = ("batch_id", "file_sha256", "source_name", "format", "batch_kind", "rows", "accounts",
                 "validation", "ingested_at")
 

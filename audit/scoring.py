@@ -20,6 +20,7 @@ import polars as pl
 from .algorithms.registry import Algorithm, verified_module
 from .errors import AuditError
 from .hashing import frame_digest, sha256_json, short_id
+from .records import logged
 from .snapshots import Snapshot, load_inputs
 from .store import append_log, frame
 
@@ -168,7 +169,7 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
         snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, json.dumps(versions, sort_keys=True),
         seconds, counterfactual, now])
     content = con.execute("SELECT content_hash FROM run WHERE run_id = ?", [run_id]).fetchall()[0][0]
-    append_log(con, "run", run_id, content, now)
+    append_log(con, "run", run_id, logged(content, created_at=now), now)
     run = get(con, run_id)
     assert run is not None
     return Run(**{**run.__dict__, "new": True})

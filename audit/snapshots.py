@@ -11,7 +11,7 @@ import polars as pl
 
 from .errors import AuditError
 from .hashing import short_id
-from .records import as_utc, snapshot_definition, snapshot_hash
+from .records import as_utc, logged, snapshot_definition, snapshot_hash
 from .store import append_log, frame
 
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -98,7 +98,7 @@ def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int 
         return existing
     con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now])
-    append_log(con, "snapshot", snapshot_id, content, now)
+    append_log(con, "snapshot", snapshot_id, logged(content, label=label, created_at=now), now)
     snap = get(con, snapshot_id)
     assert snap is not None
     return Snapshot(**{**snap.__dict__, "new": True})

@@ -13,7 +13,7 @@ import duckdb
 from . import publications, scoring, snapshots
 from .algorithms import registry
 from .errors import AuditError
-from .records import batch_hash, rows_digest, snapshot_definition, snapshot_hash, stored_batch_rows
+from .records import logged, batch_hash, rows_digest, snapshot_definition, snapshot_hash, stored_batch_rows
 from .snapshots import count_inputs
 from .store import GENESIS, entry_hash
 
@@ -53,11 +53,11 @@ def recompute_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None
 
 
 def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str | None:
-    rows = con.execute("SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash "
-                       "FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
+    rows = con.execute("SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash, label, "
+                       "created_at FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
     if not rows:
         return None
-    as_of, window, batch_ids, stored_interactions, stored_accounts, stored_hash = rows[0]
+    as_of, window, batch_ids, stored_interactions, stored_accounts, stored_hash, label, created_at = rows[0]
     batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
                           "ORDER BY batch_id", [batch_ids]).fetchall()
     definition = snapshot_definition(as_of, window, [tuple(b) for b in batches])
@@ -66,7 +66,7 @@ def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str 
     # The stored counts are what `audit snapshots` shows: they must be the recounted ones.
     if (stored_interactions, stored_accounts, stored_hash) != (interactions, accounts, content):
         return f"stored interactions/accounts/content_hash disagree with a recount of {snapshot_id}"
-    return content
+    return logged(content, label=label, created_at=created_at)
 
 
 def recompute_algorithm(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> str | None:
@@ -79,7 +79,7 @@ def recompute_algorithm(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> st
                                                        stored.changelog, stored.components, stored.reasons,
                                                        stored.algorithm_id) or stored.params != derived.params:
         return "fields differ from what the stored source declares"
-    return registry.algorithm_hash(stored)
+    return logged(registry.algorithm_hash(stored), registered_at=stored.registered_at)
 
 
 def recompute_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
@@ -87,8 +87,9 @@ def recompute_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
     if run is None:
         return None
     digest = scoring.result_hash(scoring.stored_scores(con, run_id))
-    return scoring.run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
-                            run.seconds, run.counterfactual)
+    content = scoring.run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
+                               run.seconds, run.counterfactual)
+    return logged(content, created_at=run.created_at)
 
 
 def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> tuple[list[dict], list[str], int]:

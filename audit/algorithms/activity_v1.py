@@ -64,7 +64,8 @@ _NOUNS = {"retweets": "Retweets received", "mentions": "Mentions received",
           "replies": "Replies received", "other": "Likes, messages and follows received",
           "engagers": "Distinct accounts engaging", "followers": "Followers"}
 REASONS = {
-    **{f"{c.upper()}_{way.upper()}": f"{noun} {way} from {{before:,.0f}} to {{after:,.0f}}: {{points:+.1f}} points"
+    **{f"{c.upper()}_{way.upper()}":
+       f"{noun} {way} from {{before:,.0f}} to {{after:,.0f}}: {{points:+.1f}} points"
        for c, noun in _NOUNS.items() for way in ("rose", "fell")},
     "RATINGS_ROSE": "Net rating received rose from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
     "RATINGS_FELL": "Net rating received fell from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
@@ -78,48 +79,64 @@ REASONS = {
 KINDS = ("retweet", "mention", "reply", "like", "message", "follow", "rating")
 _RATING = KINDS.index("rating")
 
-_LUT_MAX = 1 << 25                                   # numeric ids below this use a lookup table
-_POWERS = 10 ** np.arange(1, 10, dtype=np.uint64)    # 10 .. 10^9: digit counts of uint32 values
+_LUT_MAX = 1 << 25                                   # numbered ids below this use a lookup table
+_POWERS = 10 ** np.arange(1, 10, dtype=np.uint32)    # 10 .. 10^9: digit counts of uint32 values
 
 
-def _numeric_codes(columns: list[pl.Series]) -> tuple[pl.Series, list[np.ndarray]] | None:
-    """The fast path of _index when every id is a canonical decimal integer below _LUT_MAX."""
-    values = []
-    for column in columns:
-        number = column.cast(pl.UInt32, strict=False)
-        if number.null_count():
+def _numbered(frame: pl.DataFrame, names: tuple[str, ...], prefix: str) -> list[np.ndarray] | None:
+    """The numbers of the ids in columns NAMES, if each is PREFIX + a canonical decimal uint32."""
+    body = (lambda c: pl.col(c).str.strip_prefix(prefix)) if prefix else pl.col
+    parsed = frame.select(
+        *[body(c).cast(pl.UInt32, strict=False).alias(c) for c in names],
+        *[pl.when(pl.col(c).str.starts_with(prefix)).then(pl.col(c).str.len_bytes()).otherwise(0)
+          .alias(f"{c}_len") for c in names])
+    cut = len(prefix.encode())
+    numbers = []
+    for c in names:
+        if parsed[c].null_count():
             return None
-        array = number.to_numpy()
-        # canonical ("7", not "07", "+7" or " 7") iff the text is exactly as long as the digits
-        digits = np.searchsorted(_POWERS, array, side="right") + 1
-        if not np.array_equal(column.str.len_bytes().to_numpy(), digits):
+        number = parsed[c].to_numpy()
+        # canonical ("u7", not "u07", "u+7", "7") iff it is exactly prefix + the digits of number
+        digits = np.searchsorted(_POWERS, number, side="right") + 1
+        if not np.array_equal(parsed[f"{c}_len"].to_numpy(), digits + cut):
             return None
-        values.append(array)
-    top = max((int(a.max()) for a in values if len(a)), default=-1)
-    if top < 0 or top >= _LUT_MAX:
-        return None
-    present = np.zeros(top + 1, dtype=bool)
-    for array in values:
-        present[array] = True
-    distinct = np.flatnonzero(present)
-    text = pl.Series("account_id", distinct).cast(pl.String)
-    order = text.arg_sort().to_numpy()
-    lookup = np.zeros(top + 1, dtype=np.int32)
-    lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int32)
-    return text.gather(order), [lookup[array] for array in values]
+        numbers.append(number)
+    return numbers
 
 
-def _index(interactions: pl.DataFrame, accounts: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted universe of ids, and the int32 positions in it of source, target and account_id."""
-    columns = [interactions["source"].cast(pl.String), interactions["target"].cast(pl.String),
-               accounts["account_id"].cast(pl.String)]
-    found = _numeric_codes(columns)
-    if found is not None:
-        ids, codes = found
-        return ids, codes[0], codes[1], codes[2]
+def _index(interactions: pl.DataFrame,
+           accounts: pl.DataFrame) -> tuple[pl.Series, np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted universe of ids, and the int32 positions in it of source, target and account_id.
+
+    Fast path: hashing 2 x 10M strings is the slowest step of a score, so when every id is
+    one shared prefix (taken from the first id) + a canonical decimal below _LUT_MAX, like
+    "123" or "u123", ids are parsed as numbers and mapped through a lookup table. The
+    output is identical to the general path: under a common prefix, ids sort as their
+    digit strings do.
+    """
+    interactions = interactions.select(pl.col("source", "target").cast(pl.String))
+    accounts = accounts.select(pl.col("account_id").cast(pl.String))
+    first = next((f[c][0] for f in (interactions, accounts) for c in f.columns if f.height), None)
+    prefix = first.rstrip("0123456789") if isinstance(first, str) else None
+    numbers = None if prefix is None else _numbered(interactions, ("source", "target"), prefix)
+    if numbers is not None:
+        more = _numbered(accounts, ("account_id",), prefix)
+        numbers = None if more is None else numbers + more
+    top = -1 if numbers is None else max(int(a.max()) for a in numbers if len(a))
+    if 0 <= top < _LUT_MAX:
+        present = np.zeros(top + 1, dtype=bool)
+        for array in numbers:
+            present[array] = True
+        distinct = np.flatnonzero(present)
+        digits = pl.Series("account_id", distinct).cast(pl.String)
+        order = digits.arg_sort().to_numpy()
+        lookup = np.zeros(top + 1, dtype=np.int32)
+        lookup[distinct[order]] = np.arange(len(distinct), dtype=np.int32)
+        ids = (prefix + digits.gather(order)).alias("account_id")
+        return ids, lookup[numbers[0]], lookup[numbers[1]], lookup[numbers[2]]
+    columns = [interactions["source"], interactions["target"], accounts["account_id"]]
     ids = pl.concat(columns).drop_nulls().unique().sort().alias("account_id")
-    kind = pl.Enum(ids)
-    codes = [column.cast(kind).to_physical().to_numpy().astype(np.int32) for column in columns]
+    codes = [column.cast(pl.Enum(ids)).to_physical().to_numpy().astype(np.int32) for column in columns]
     return ids, codes[0], codes[1], codes[2]
 
 

@@ -17,6 +17,7 @@ import duckdb
 
 from ..errors import AuditError, NotFound
 from ..hashing import canonical_json, sha256_json, sha256_text, short_id
+from ..records import logged
 from ..store import append_log
 
 SHIPPED = {"activity@1": "activity_v1.py", "network@2": "network_v2.py"}
@@ -124,7 +125,7 @@ def register(con: duckdb.DuckDBPyConnection, candidate: Algorithm, now: datetime
         sha256_json(candidate.params), candidate.source,
         candidate.source_sha256, json.dumps([list(c) for c in candidate.components]),
         json.dumps(candidate.reasons, sort_keys=True), now])
-    append_log(con, "algorithm", candidate.algorithm_id, candidate.content_hash, now)
+    append_log(con, "algorithm", candidate.algorithm_id, logged(candidate.content_hash, registered_at=now), now)
     stored = get(con, candidate.algorithm_id)
     assert stored is not None
     return stored, True

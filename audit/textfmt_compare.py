@@ -1,0 +1,139 @@
+"""Plain-text and JSON-ready renderings of a Comparison for the CLI.
+
+Invariant: rendering only formats what the Comparison holds (no computation, no clock), so the
+same Comparison always renders to the same text and the same dict; NaN becomes None / "n/a".
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import polars as pl
+
+from audit.compare import Comparison, ParamChange, RunInfo
+from audit.segments import BUILTIN
+
+SCOPE_TEXT = {"all": "all", "top_10pct": "top 10%", "top_1pct": "top 1%"}
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able copy: NaN -> None, tuples -> lists, mapping keys -> str."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):   # numpy scalars
+        return _plain(value.item())
+    return value
+
+
+def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    return [_plain(row) for row in frame.to_dicts()]
+
+
+def _run(info: RunInfo) -> dict[str, Any]:
+    return {"run_id": info.run_id, "snapshot_id": info.snapshot_id, "algorithm": info.algorithm,
+            "params": _plain(dict(info.params))}
+
+
+def _change(change: ParamChange) -> dict[str, Any]:
+    return {"path": change.path, "kind": change.kind,
+            "baseline": _plain(change.baseline), "candidate": _plain(change.candidate)}
+
+
+def comparison_to_dict(c: Comparison) -> dict[str, Any]:
+    """The Comparison as plain JSON values (dump with sort_keys=True, allow_nan=False)."""
+    d = c.deltas
+    return {
+        "baseline": _run(c.baseline), "candidate": _run(c.candidate),
+        "coverage": {"both": c.coverage.both, "only_baseline": c.coverage.only_baseline,
+                     "only_candidate": c.coverage.only_candidate},
+        "deltas": _plain({"accounts": d.accounts, "changed": d.changed, "mean": d.mean,
+                          "median": d.median, "p5": d.p5, "p95": d.p95, "up_5": d.up_5,
+                          "down_5": d.down_5, "up_10": d.up_10, "down_10": d.down_10}),
+        "spearman": _plain(c.spearman), "kendall_tau_b": _plain(c.kendall_tau_b),
+        "agreement": [_plain({"scope": a.scope, "accounts": a.accounts, "spearman": a.spearman,
+                              "kendall_tau_b": a.kendall_tau_b}) for a in c.agreement],
+        "rbo": _plain(c.rbo), "top_k_overlap": _plain(c.top_k_overlap),
+        "bands": {"labels": list(c.band_labels), "matrix": _plain(c.bands)},
+        "segments": _rows(c.segments),
+        "movers": {"risers": _rows(c.risers), "fallers": _rows(c.fallers)},
+        "param_changes": [_change(p) for p in c.param_changes],
+        "source_diff": c.source_diff,
+        "any_difference": c.any_difference,
+    }
+
+
+def _num(v: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def _pct(v: float) -> str:
+    return _num(None if math.isnan(v) else v * 100, ".1f") + ("%" if not math.isnan(v) else "")
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1, indent: str = "  ") -> list[str]:
+    """The first `left` columns left-aligned, the others right-aligned; widths from the content."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: indent + "  ".join(  # noqa: E731
+        cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+    return [fmt(header), *(fmt(r) for r in rows)]
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return ""
+    return f"{low:,.0f}" if low == high else f"{low:,.0f}-{high:,.0f}"
+
+
+def _movers(title: str, frame: pl.DataFrame) -> list[str]:
+    if frame.is_empty():
+        return [f"{title}: none"]
+    rows = [[r["account_id"], f'{r["baseline_score"]:.2f}', f'#{r["baseline_rank"]:,}',
+             f'{r["candidate_score"]:.2f}', f'#{r["candidate_rank"]:,}', f'{r["delta"]:+.2f}']
+            for r in frame.iter_rows(named=True)]
+    return [f"{title}:", *_table(["account", "baseline", "rank", "candidate", "rank", "change"], rows)]
+
+
+def format_comparison(c: Comparison) -> str:
+    """A plain-text report of the Comparison, for the terminal."""
+    b, k, d, cov = c.baseline, c.candidate, c.deltas, c.coverage
+    out = [f"baseline  {b.run_id}  {b.algorithm} on {b.snapshot_id}",
+           f"candidate {k.run_id}  {k.algorithm} on {k.snapshot_id}",
+           "",
+           f"accounts: {cov.both:,} in both, {cov.only_baseline:,} only in baseline, "
+           f"{cov.only_candidate:,} only in candidate; {d.changed:,} scores changed",
+           f"score change (candidate - baseline): mean {_num(d.mean, '+.2f')}, median {_num(d.median, '+.2f')}, "
+           f"p5 {_num(d.p5, '+.2f')}, p95 {_num(d.p95, '+.2f')}",
+           f"moved more than 5 points: {_pct(d.up_5)} up, {_pct(d.down_5)} down; "
+           f"more than 10: {_pct(d.up_10)} up, {_pct(d.down_10)} down",
+           "",
+           "rank agreement (subsets by baseline rank):"]
+    out += _table(["scope", "accounts", "spearman", "kendall tau-b"],
+                  [[SCOPE_TEXT.get(a.scope, a.scope), f"{a.accounts:,}", _num(a.spearman), _num(a.kendall_tau_b)]
+                   for a in c.agreement])
+    out.append("rank-biased overlap: " + ", ".join(f"p={p:g} {_num(v)}" for p, v in c.rbo.items()))
+    out.append("top-k overlap: " + ", ".join(f"k={n:,} {_num(v)}" for n, v in c.top_k_overlap.items()))
+    out += ["", "score bands (rows baseline, columns candidate):"]
+    out += _table(["", *c.band_labels], [[label, *(f"{n:,}" for n in row)]
+                                         for label, row in zip(c.band_labels, c.bands)])
+    out += ["", "who pays (score change by segment):"]
+    seg_rows = [[r["segment"] if r["segment"] not in BUILTIN else f'{r["segment"]} ({r["feature"]})',
+                 r["band"], _range(r["low"], r["high"]), f'{r["accounts"]:,}',
+                 _num(r["mean_delta"], "+.2f"), _num(r["median_delta"], "+.2f")]
+                for r in c.segments.iter_rows(named=True)]
+    out += _table(["segment", "band", "range", "accounts", "mean", "median"], seg_rows, left=2) \
+        if seg_rows else ["  none"]
+    out += ["", *_movers("top risers", c.risers), "", *_movers("top fallers", c.fallers), ""]
+    if c.param_changes:
+        out.append("parameter changes:")
+        out += _table(["parameter", "baseline", "candidate"],
+                      [[p.path, "(absent)" if p.kind == "added" else repr(p.baseline),
+                        "(absent)" if p.kind == "removed" else repr(p.candidate)] for p in c.param_changes])
+    else:
+        out.append("parameters: no change")
+    out += ["source diff:", c.source_diff.rstrip("\n")] if c.source_diff else ["source: no change"]
+    out += ["", "verdict: " + ("the runs differ" if c.any_difference else "no difference")]
+    return "\n".join(out) + "\n"

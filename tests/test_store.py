@@ -17,6 +17,7 @@ from audit import api
 from audit.errors import AuditError, NotFound, SchemaTooNew, StoreBusy
 from audit.schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
 from audit.store import GENESIS, entry_hash
+from audit.records import logged
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / ".venv" / "bin" / "audit"
@@ -266,9 +267,12 @@ def test_log_is_a_chain_over_every_record(template):
         prev = h
     content_of = dict(query(store, "SELECT batch_id, content_hash FROM batch UNION ALL "
                                    "SELECT snapshot_id, content_hash FROM snapshot"))
-    # A snapshot's log entry carries its content hash; its id is a prefix of that hash.
-    assert entries[2][3] == content_of[template["early"]]
-    assert template["early"] == "s_" + entries[2][3][:12]
+    # A snapshot's log entry covers its content hash (its id is a prefix of that hash), its label
+    # and when it was made.
+    label, created_at = query(store, "SELECT label, created_at FROM snapshot WHERE snapshot_id = ?",
+                              [template["early"]])[0]
+    assert entries[2][3] == logged(content_of[template["early"]], label=label, created_at=created_at)
+    assert template["early"] == "s_" + content_of[template["early"]][:12]
     result = api.verify(store)
     assert (result.ok, result.entries, result.head, result.problems) == (True, 4, entries[-1][5], [])
 

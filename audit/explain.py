@@ -20,6 +20,7 @@ Pure functions over frames: no store access here.
 """
 from __future__ import annotations
 
+import dataclasses
 import types
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,8 @@ class ComponentChange:
     algorithm: str
     component: str
     label: str
-    before: float          # the plain quantity behind the component (e.g. retweets received)
+    code: str              # the reason code stem (e.g. RETWEETS, RECEIVED_MENTION)
+    before: float          # the plain quantity behind it (e.g. retweets received)
     after: float
     raw_delta: float
     points: float
@@ -135,6 +137,14 @@ def _engager_split(module, account: str, params: dict, b: Side, c: Side) -> pl.D
         (pl.col("c2") - pl.col("c1") - pl.col("own")).alias("pop")).drop("q1", "q2")
 
 
+def _with_engager_scores(engagers: pl.DataFrame, b: Side, c: Side) -> pl.DataFrame:
+    """How influential each engager is: its score in the baseline and candidate run."""
+    for side, col in ((b, "engager_score1"), (c, "engager_score2")):
+        engagers = engagers.join(side.scores.select(pl.col("account_id").alias("engager"), pl.col("score").alias(col)),
+                                 on="engager", how="left")
+    return engagers
+
+
 def split_data(module: types.ModuleType, label: str, params: dict, components: tuple[tuple[str, str], ...],
                account: str, b: Side, c: Side) -> DataSplit:
     """Split S(a, d2) - S(a, d1) for one account into own activity and population."""
@@ -152,30 +162,35 @@ def split_data(module: types.ModuleType, label: str, params: dict, components: t
     declared = dict(getattr(module, "COMPONENT_PARTS", {}))
     engagers = pl.DataFrame()
     if hasattr(module, "engagers"):
-        engagers = _engager_split(module, account, params, b, c)
-    own_by_kind = ({k: v for k, v in engagers.group_by("kind").agg(pl.col("own").sum()).iter_rows()}
-                   if engagers.height and engagers["own"].null_count() < engagers.height else {})
+        engagers = _with_engager_scores(_engager_split(module, account, params, b, c), b, c)
+    split = engagers.height and engagers["own"].null_count() < engagers.height
+    by_kind = engagers.group_by("kind").agg(pl.col("own").sum(), pl.col("n1").sum(), pl.col("n2").sum()) \
+        if split else pl.DataFrame(schema={"kind": pl.String, "own": pl.Float64, "n1": pl.Int64, "n2": pl.Int64})
+    own_by_kind = {r[0]: r[1:] for r in by_kind.iter_rows()}
     changes: list[ComponentChange] = []
     own_raw = 0.0
     for name, text in components:
         v1, v2 = b.components[name], c.components[name]
         delta = v2 - v1
         role = declared.get(name, "own")
-        pieces = {"own_activity": delta} if role == "own" else {"population": delta} if role == "population" \
-            else {"own_activity": own_by_kind.get(role.split(":", 1)[1], 0.0)}
+        m1, m2 = _measure(module, name, v1, n1, params), _measure(module, name, v2, n2, params)
+        # (part, raw change, reason code stem, before, after)
+        pieces = [("own_activity" if role == "own" else "population", delta, name.upper(), m1, m2)]
         if role.startswith("engagers:"):
-            pieces["population"] = delta - pieces["own_activity"]
-        for part, piece in pieces.items():
+            kind = role.split(":", 1)[1]
+            own_k, k1, k2 = own_by_kind.get(kind, (0.0, 0, 0))
+            pieces = [("own_activity", own_k, f"RECEIVED_{kind.upper()}", float(k1), float(k2)),
+                      ("population", delta - own_k, name.upper(), m1, m2)]
+        for part, piece, code, before, after in pieces:
             if part == "own_activity":
                 own_raw += piece
             if piece == 0.0:
                 continue
-            changes.append(ComponentChange(part, label, name, text, _measure(module, name, v1, n1, params),
-                                           _measure(module, name, v2, n2, params), piece, factor * piece))
+            changes.append(ComponentChange(part, label, name, text, code, before, after, piece, factor * piece))
     norm_effect = total - raw_effect
     if norm_effect != 0.0:
         changes.append(ComponentChange("population", label, "normalisation",
-                                       "Everyone else's scores (the population statistic)",
+                                       "Everyone else's scores (the population statistic)", "NORMALISATION",
                                        next(iter(n1.values()), 0.0), next(iter(n2.values()), 0.0), 0.0,
                                        norm_effect))
     own = factor * own_raw
@@ -205,7 +220,7 @@ def reasons_for(items: list[ComponentChange], algorithm_points: float, candidate
         if i.part != "own_activity" or abs(i.points) < 0.005:
             continue
         way = "ROSE" if (i.after > i.before if i.after != i.before else i.points > 0) else "FELL"
-        code = f"{i.component.upper()}_{way}"
+        code = f"{i.code}_{way}"
         fields = {"before": i.before, "after": i.after, "points": i.points, "engager": "", "engager_score": 0.0}
         fallback = f"{i.label} changed from {i.before:,.2f} to {i.after:,.2f}: {i.points:+.1f} points"
         out.append(Reason(code, _item_text(reason_lists.get(i.algorithm, {}), code, fields, fallback),
@@ -237,8 +252,8 @@ def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[
     algorithm = total - own - population if baseline.algorithm != candidate.algorithm else 0.0
     if baseline.algorithm == candidate.algorithm:
         population = total - own       # exact: no algorithm part
-    items = [ComponentChange(c.part, c.algorithm, c.component, c.label, c.before, c.after,
-                             w * c.raw_delta, w * c.points) for w, s in splits for c in s.components]
+    items = [dataclasses.replace(c, raw_delta=w * c.raw_delta, points=w * c.points)
+             for w, s in splits for c in s.components]
     engagers = pl.concat([s.engagers.with_columns(pl.lit(label).alias("algorithm"), pl.col("points") * w)
                           for (w, s), label in zip(splits, labels) if s.engagers.height], how="diagonal_relaxed") \
         if any(s.engagers.height for _, s in splits) else pl.DataFrame()

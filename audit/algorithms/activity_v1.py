@@ -29,7 +29,9 @@ rank: the ceil(0.99 m)-th smallest of the m positive raws; an exact order statis
 does not depend on how ties sort) of raw over accounts with raw > 0; normalisation() returns
 {"ref": ref} (0.0 when no raw is positive: every score is then 1). The top 1% score 100,
 raw <= 0 scores 1, and because ref is a population statistic, other accounts rising lowers
-the score of an account whose own activity did not change. The score is not rounded.
+the score of an account whose own activity did not change. The score is not rounded. On
+all of Higgs (59,075 of 304,691 accounts receive anything; the rest only act, raw 0):
+min = median 1, p90 15.5, p99 55.9, 591 accounts at 100.
 """
 from __future__ import annotations
 
@@ -60,13 +62,10 @@ COMPONENTS = {
     "followers": "Followers",
     "ratings": "Net rating received",
 }
-_NOUNS = {"retweets": "Retweets received", "mentions": "Mentions received",
-          "replies": "Replies received", "other": "Likes, messages and follows received",
-          "engagers": "Distinct accounts engaging", "followers": "Followers"}
 REASONS = {
     **{f"{c.upper()}_{way.upper()}":
        f"{noun} {way} from {{before:,.0f}} to {{after:,.0f}}: {{points:+.1f}} points"
-       for c, noun in _NOUNS.items() for way in ("rose", "fell")},
+       for c, noun in COMPONENTS.items() if c != "ratings" for way in ("rose", "fell")},
     "RATINGS_ROSE": "Net rating received rose from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
     "RATINGS_FELL": "Net rating received fell from {before:+,.0f} to {after:+,.0f}: {points:+.1f} points",
     "POPULATION_ROSE": ("Other accounts' activity rose, so the same activity is worth fewer points: "
@@ -183,6 +182,14 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
         raw += columns[name]
     result = pl.DataFrame({"account_id": ids, "raw": raw, "score": np.zeros(n), **columns})
     return result.with_columns(pl.Series("score", to_score(raw, normalisation(result, params), params)))
+
+
+def measure(component: str, value: float, norm: dict, params: dict) -> float:
+    """The plain quantity behind a component value, for reason texts: the count it was made from."""
+    w = float(params["weights"].get(component, 0.0))
+    if w == 0.0:
+        return 0.0
+    return float(np.sign(value) * np.expm1(abs(value) / w)) if component == "ratings" else float(np.expm1(value / w))
 
 
 def normalisation(result: pl.DataFrame, params: dict) -> dict[str, float]:

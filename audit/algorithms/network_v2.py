@@ -82,10 +82,18 @@ COMPONENTS = {
 }
 _LABELS = {"retweet": "Retweets", "reply": "Replies", "mention": "Mentions", "like": "Likes",
            "message": "Messages", "follow": "Follows", "rating": "Positive ratings"}
+# For explanations: teleport and dangling shares depend on everyone else; an inbound share
+# splits per engager into the engager's own standing (everyone else) and its engagement with
+# the account (the account's own activity).
+COMPONENT_PARTS = {"teleport": "population", "dangling": "population",
+                   **{f"inbound_{k}": f"engagers:{k}" for k in KINDS}}
 REASONS = {
     **{f"INBOUND_{k.upper()}_{way.upper()}":
        f"{_LABELS[k]} received, weighted by who sent them, {way} from {{before:.2f}} to "
        f"{{after:.2f}} times an average account's rank: {{points:+.1f}} points"
+       for k in KINDS for way in ("rose", "fell")},
+    **{f"RECEIVED_{k.upper()}_{way.upper()}":
+       f"{_LABELS[k]} received {way} from {{before:,.0f}} to {{after:,.0f}}: {{points:+.1f}} points"
        for k in KINDS for way in ("rose", "fell")},
     "ENGAGER_STARTED": "{engager} (score {engager_score:.0f}) started engaging: {points:+.1f} points",
     "ENGAGER_STOPPED": "{engager} (score {engager_score:.0f}) stopped engaging: {points:+.1f} points",
@@ -221,6 +229,12 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
         raw += columns[name]
     result = pl.DataFrame({"account_id": ids, "raw": raw, "score": np.zeros(n), **columns})
     return result.with_columns(pl.Series("score", to_score(raw, normalisation(result, params), params)))
+
+
+def measure(component: str, value: float, norm: dict, params: dict) -> float:
+    """The plain quantity behind a component value, for reason texts: it times N (1.0 = the
+    rank of an average account)."""
+    return float(value) * float(norm["n"])
 
 
 def normalisation(result: pl.DataFrame, params: dict) -> dict[str, float]:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from .errors import ValidationError
@@ -119,25 +120,56 @@ def _read_text(path: Path, *, separator: str, names: list[str] | None) -> pl.Dat
     return df.with_row_index("_line", offset=first_line).with_columns(pl.col("_line").cast(pl.Int64))
 
 
-def parse_ts(text: pl.Expr) -> pl.Expr:
-    """UTC instants from ISO 8601 text or epoch seconds (integer or decimal, parsed exactly)."""
-    t = text.str.strip_chars()
-    is_epoch = t.str.contains(_NUMBER)
-    whole = t.str.extract(r"^(-?\d+)", 1).cast(pl.Int64, strict=False)
+_ISO_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
+_ISO_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+_UTC = pl.Datetime("us", "UTC")
+
+
+def _epoch(t: pl.Series) -> pl.Series:
+    """Epoch seconds (integer or decimal) -> UTC instants, exactly (no float rounding)."""
+    if not t.str.contains(".", literal=True).any():
+        whole = t.cast(pl.Int64, strict=False)
+        frac = pl.repeat(0, len(t), dtype=pl.Int64, eager=True)
+    else:
+        whole = t.str.extract(r"^(-?\d+)", 1).cast(pl.Int64, strict=False)
+        frac = t.str.extract(r"\.(\d+)$", 1).str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False)
+    sign = pl.Series(np.where(t.str.starts_with("-").fill_null(False).to_numpy(), -1, 1))
     # Beyond this, seconds * 1e6 overflows Int64 and wraps to a plausible past instant: refuse it.
-    whole = pl.when(whole.is_between(-_MAX_EPOCH_S, _MAX_EPOCH_S)).then(whole)
-    frac = t.str.extract(r"\.(\d+)$", 1).str.slice(0, 6).str.pad_end(6, "0").cast(pl.Int64, strict=False)
-    sign = pl.when(t.str.starts_with("-")).then(-1).otherwise(1)
-    epoch_us = whole * 1_000_000 + sign * frac.fill_null(0)
-    iso = pl.coalesce([
-        t.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False)
-        for fmt in ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
-    ] + [
-        t.str.to_datetime(fmt, time_unit="us", strict=False).dt.replace_time_zone("UTC")
-        for fmt in ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
-    ])
-    return (pl.when(is_epoch).then(pl.from_epoch(epoch_us, time_unit="us").dt.replace_time_zone("UTC"))
-            .otherwise(iso))
+    whole = whole.to_frame("w").select(pl.when(pl.col("w").is_between(-_MAX_EPOCH_S, _MAX_EPOCH_S))
+                                       .then(pl.col("w"))).to_series()
+    us = whole * 1_000_000 + sign * frac.fill_null(0)
+    return pl.from_epoch(us, time_unit="us").dt.replace_time_zone("UTC")
+
+
+def _iso(t: pl.Series) -> pl.Series:
+    """ISO 8601 text -> UTC instants; each format is tried only on the rows still unparsed."""
+    out = pl.Series([None] * len(t), dtype=_UTC)
+    for fmt in _ISO_ZONED + _ISO_NAIVE:
+        todo = out.is_null() & t.is_not_null()
+        if not todo.any():
+            break
+        idx = todo.arg_true()
+        part = t.gather(idx)
+        parsed = (part.str.to_datetime(fmt, time_zone="UTC", time_unit="us", strict=False) if fmt in _ISO_ZONED
+                  else part.str.to_datetime(fmt, time_unit="us", strict=False).dt.replace_time_zone("UTC"))
+        out = out.scatter(idx, parsed)
+    return out
+
+
+def parse_ts(text: pl.Series) -> pl.Series:
+    """UTC instants from ISO 8601 text or epoch seconds (integer or decimal, parsed exactly);
+    null where the text is neither. Each branch runs only on the rows it applies to."""
+    t = text.cast(pl.String).str.strip_chars()
+    is_epoch = t.str.contains(_NUMBER).fill_null(False)
+    if is_epoch.all():
+        return _epoch(t).alias(text.name)
+    if not is_epoch.any():
+        return _iso(t).alias(text.name)
+    out = pl.Series([None] * len(t), dtype=_UTC)
+    idx = is_epoch.arg_true()
+    out = out.scatter(idx, _epoch(t.gather(idx)))
+    idx = (~is_epoch).arg_true()
+    return out.scatter(idx, _iso(t.gather(idx))).alias(text.name)
 
 
 def _finish_interactions(df: pl.DataFrame) -> pl.DataFrame:
@@ -152,7 +184,7 @@ def _finish_interactions(df: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(pl.col("ts").cast(pl.String).alias("ts_text"), ts.alias("ts"))
     else:
         df = df.with_columns(pl.col("ts").cast(pl.String).alias("ts_text"))
-        df = df.with_columns(parse_ts(pl.col("ts_text")).alias("ts"))
+        df = df.with_columns(parse_ts(df["ts_text"]).alias("ts"))
     w = pl.col("weight").cast(pl.String).str.strip_chars()
     df = df.with_columns(
         w.alias("weight_text"),
@@ -170,7 +202,7 @@ def _finish_accounts(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(
         pl.col("account_id").cast(pl.String).str.strip_chars(),
         pl.col("handle").cast(pl.String),
-        created.alias("created_at_text"), parse_ts(created).alias("created_at"),
+        created.alias("created_at_text"), parse_ts(df["created_at"].cast(pl.String)).alias("created_at"),
         pl.col("followers").cast(pl.String).alias("followers_text"),
         pl.col("following").cast(pl.String).alias("following_text"),
         pl.col("followers").cast(pl.String).str.strip_chars().cast(pl.Int64, strict=False).alias("followers"),

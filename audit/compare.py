@@ -97,7 +97,7 @@ class Comparison:
     top_k_overlap: dict[int, float]             # k -> |top_k(b) & top_k(c)| / k
     band_labels: tuple[str, ...]
     bands: tuple[tuple[int, ...], ...]          # [baseline band][candidate band] -> accounts
-    segments: pl.DataFrame                      # segment, feature, band, accounts, mean_delta, median_delta, low, high
+    segments: pl.DataFrame                      # segments.SEGMENT_SCHEMA columns
     risers: pl.DataFrame                        # MOVER_COLUMNS, delta descending
     fallers: pl.DataFrame                       # MOVER_COLUMNS, delta ascending
     param_changes: tuple[ParamChange, ...]
@@ -124,28 +124,20 @@ class _Ranked:
     counts: np.ndarray  # size of each tie group, highest value first
 
 
-def _ranked(values: np.ndarray, order: np.ndarray | None = None) -> _Ranked:
-    if order is None:
-        order = np.argsort(-values)
-    s = values[order]
-    new = np.ones(s.size, dtype=bool)
-    np.not_equal(s[1:], s[:-1], out=new[1:])
-    dense = np.empty(s.size, dtype=np.int64)
-    dense[order] = np.cumsum(new) - 1
-    starts = np.flatnonzero(new)
-    return _Ranked(order, dense, np.diff(np.append(starts, s.size)))
-
-
-def _order_desc(values: np.ndarray) -> np.ndarray:
-    """Positions by value descending, ties by position ascending (= account_id order)."""
+def _ranked(values: np.ndarray, order: np.ndarray | None = None, ties_by_position: bool = False) -> _Ranked:
+    """Tie groups of values; ties_by_position orders each group by position (= account_id)."""
     n = values.size
-    order = np.argsort(-values)             # unstable but fast; ties fixed below
+    if order is None:
+        order = np.argsort(-values)         # unstable but fast; ties fixed below when asked
     s = values[order]
-    group = np.zeros(n, dtype=np.int64)
-    np.cumsum(s[1:] != s[:-1], out=group[1:])
-    if n and group[-1] == n - 1:
-        return order
-    return np.sort(group * n + order) % n
+    new = np.ones(n, dtype=bool)
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    group = np.cumsum(new) - 1
+    if ties_by_position and n and group[-1] < n - 1:
+        order = np.sort(group * n + order) % n      # same values, so group stays valid
+    dense = np.empty(n, dtype=np.int64)
+    dense[order] = group
+    return _Ranked(order, dense, np.diff(np.append(np.flatnonzero(new), n)))
 
 
 def _spearman(rx: _Ranked, ry: _Ranked) -> float:
@@ -227,7 +219,7 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     return _kendall(_ranked(x), _ranked(y))
 
 
-def _rbo(curve: np.ndarray, s: int, l: int, p: float) -> float:
+def _rbo(curve: np.ndarray, s: int, l: int, p: float) -> float:  # noqa: E741 - the paper's names
     """RBO_EXT, Webber et al. 2010 eq. 32; curve[d-1] = overlap at depth d, s <= l lengths."""
     if not 0 < p < 1:
         raise ValueError(f"RBO persistence p must be in (0, 1), got {p}")
@@ -235,15 +227,15 @@ def _rbo(curve: np.ndarray, s: int, l: int, p: float) -> float:
         return math.nan
     xs = float(curve[s - 1])
     tail = (float(curve[l - 1]) - xs) / l + xs / s
-    # written as 1 - (weighted disagreement) so identical rankings give exactly 1.0;
-    # weights below p^d < e^-700 underflow to 0, so the sum stops there
+    # weights p^d < e^-700 underflow to 0, so the sum stops there
     cut = min(l, int(-700 / math.log(p)) + 1)
     d = np.arange(1, cut + 1, dtype=np.float64)
     agree = curve[:cut] / d
     if cut > s:
         agree[s:] += xs * (d[s:] - s) / (s * d[s:])
-    loss = (1 - p) / p * float(np.dot(1.0 - agree, np.power(p, d))) + (1.0 - tail) * p ** l
-    return 1.0 - loss
+    if tail == 1.0 and bool((agree == 1.0).all()):
+        return 1.0          # the sum below is 1 only up to rounding; agreement is exact here
+    return (1 - p) / p * float(np.dot(agree, np.power(p, d))) + tail * p ** l
 
 
 def _curve(maxpos: np.ndarray, depth: int) -> np.ndarray:
@@ -260,7 +252,7 @@ def rank_biased_overlap(baseline: Sequence[Any], candidate: Sequence[Any], p: fl
     j = b.join(c, on="item", how="inner") if b.height and c.height else None
     maxpos = (np.maximum(j["pb"].to_numpy(), j["pc"].to_numpy()).astype(np.int64)
               if j is not None else np.zeros(0, dtype=np.int64))
-    s, l = sorted((b.height, c.height))
+    s, l = sorted((b.height, c.height))  # noqa: E741
     return _rbo(_curve(maxpos, l), s, l, p) if s else math.nan
 
 
@@ -302,13 +294,11 @@ def _prepare(frame: pl.DataFrame, side: str) -> pl.DataFrame:
     if missing:
         raise ValueError(f"{side} run lacks column(s) {sorted(missing)}")
     frame = frame.select(pl.col("account_id").cast(pl.String), pl.col("score").cast(pl.Float64))
-    if frame["account_id"].null_count() or frame["score"].null_count() or frame["score"].is_nan().any():
-        raise ValueError(f"{side} run has a missing account_id or score")
-    ids = frame["account_id"]
-    if ids.len() > 1 and not (ids.slice(1) > ids.slice(0, ids.len() - 1)).all():
+    if frame["account_id"].null_count() or frame["score"].null_count() or not frame["score"].is_finite().all():
+        raise ValueError(f"{side} run has a missing account_id or a missing or infinite score")
+    if not seg.strictly_sorted(frame["account_id"]):
         frame = frame.sort("account_id")
-        ids = frame["account_id"]
-        if not (ids.slice(1) > ids.slice(0, ids.len() - 1)).all():
+        if not seg.strictly_sorted(frame["account_id"]):
             raise ValueError(f"{side} run lists an account_id twice")
     return frame
 
@@ -333,9 +323,8 @@ def _band(scores: np.ndarray) -> np.ndarray:
 def _extreme(d: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n largest positive d, ties by index (= account_id)."""
     cand = np.flatnonzero(d > 0)
-    if cand.size > n > 0:
-        kth = cand.size - n
-        cand = cand[d[cand] >= np.partition(d[cand], kth)[kth]]
+    if cand.size > n > 0:                   # keep the n largest, and every tie of the n-th
+        cand = cand[d[cand] >= np.partition(d[cand], cand.size - n)[cand.size - n]]
     return cand[np.lexsort((cand, -d[cand]))][:max(n, 0)]
 
 
@@ -347,8 +336,7 @@ def _movers(idx: np.ndarray, ids: pl.Series, x: np.ndarray, y: np.ndarray, d: np
         "baseline_score": xb, "candidate_score": yc, "delta": d[idx],
         "baseline_rank": np.searchsorted(-sorted_b, -xb, side="left").astype(np.int64) + 1,
         "candidate_rank": np.searchsorted(-sorted_c, -yc, side="left").astype(np.int64) + 1,
-    }, schema={"account_id": pl.String, "baseline_score": pl.Float64, "candidate_score": pl.Float64,
-               "delta": pl.Float64, "baseline_rank": pl.Int64, "candidate_rank": pl.Int64})
+    }, schema=dict(zip(MOVER_COLUMNS, (pl.String, pl.Float64, pl.Float64, pl.Float64, pl.Int64, pl.Int64), strict=True)))
 
 
 def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: pl.DataFrame,
@@ -361,21 +349,22 @@ def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: p
         ib = ic = np.arange(nb)
         ids = b["account_id"]
     else:
-        j = (b.select("account_id").with_row_index("ib")
-             .join(c.select("account_id").with_row_index("ic"), on="account_id", how="inner",
-                   maintain_order="left"))
-        ib, ic = j["ib"].to_numpy().astype(np.intp), j["ic"].to_numpy().astype(np.intp)
-        ids = j["account_id"]
+        ib, ic = seg.match_sorted(b["account_id"], c["account_id"])
+        ids = b["account_id"].gather(ib)
     m = ib.size
     sb, sc = b["score"].to_numpy(), c["score"].to_numpy()
     x, y = (sb, sc) if m == nb == nc else (sb[ib], sc[ic])
     d = np.round(y - x, 9)
+    # segments first: a broken user expression fails before the heavy work
+    aligned = seg.align_features(features, ids, [(b["account_id"], ib), (c["account_id"], ic)])
+    table = seg.segment_changes(aligned, d, segments or {})
 
     # full rankings of each run (score desc, account_id) and the overlap curve they share
-    ord_b, ord_c = _order_desc(sb), _order_desc(sc)
+    run_b, run_c = _ranked(sb, ties_by_position=True), _ranked(sc, ties_by_position=True)
+    ord_b, ord_c = run_b.order, run_c.order
     pos_b, pos_c = np.empty(nb, np.int64), np.empty(nc, np.int64)
     pos_b[ord_b], pos_c[ord_c] = np.arange(nb), np.arange(nc)
-    s, l = sorted((nb, nc))
+    s, l = sorted((nb, nc))  # noqa: E741 - shorter and longer ranking, as in the paper
     curve = _curve(np.maximum(pos_b, pos_c) if m == nb == nc else np.maximum(pos_b[ib], pos_c[ic]), l)
     rbo = {p: _rbo(curve, s, l, p) for p in RBO_P}
     top_k = {k: (float(curve[min(k, l) - 1]) / k if l else 0.0) for k in TOP_K}
@@ -390,7 +379,8 @@ def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: p
         return t[t >= 0]
 
     cob, coc = in_common(ord_b, ib, nb), in_common(ord_c, ic, nc)
-    rx, ry = _ranked(x, cob), _ranked(y, coc)
+    rx = run_b if m == nb else _ranked(x, cob)
+    ry = run_c if m == nc else _ranked(y, coc)
     agreement = [RankAgreement("all", m, _spearman(rx, ry), _kendall(rx, ry))]
     for scope, div in SCOPES[1:]:
         k = (m + div - 1) // div
@@ -404,12 +394,8 @@ def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: p
     risers = _movers(_extreme(d, top), ids, x, y, d, sorted_b, sorted_c)
     fallers = _movers(_extreme(-d, top), ids, x, y, d, sorted_b, sorted_c)
 
-    aligned = seg.align_features(features, ids, [(b["account_id"], ib), (c["account_id"], ic)])
-    table = seg.segment_changes(aligned, d, segments or {})
-
-    coverage = Coverage(m, nb - m, nc - m)
     return Comparison(
-        baseline=baseline_info, candidate=candidate_info, coverage=coverage,
+        baseline=baseline_info, candidate=candidate_info, coverage=Coverage(m, nb - m, nc - m),
         deltas=_delta_stats(x, y, d), agreement=tuple(agreement), rbo=rbo, top_k_overlap=top_k,
         band_labels=BAND_LABELS, bands=tuple(tuple(int(v) for v in row) for row in matrix),
         segments=table, risers=risers, fallers=fallers,

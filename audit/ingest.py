@@ -101,7 +101,8 @@ def store_batch(con: duckdb.DuckDBPyConnection, prep: Prepared, now: datetime, s
     con.register("incoming", rows)
     validation = dict(prep.validation)
     if parsed.batch_kind == "interactions":
-        dup = con.execute(
+        stored_any = con.execute("SELECT count(*) FROM (SELECT 1 FROM interaction LIMIT 1)").fetchall()[0][0]
+        dup = 0 if not stored_any else con.execute(
             "SELECT count(*) FROM incoming n WHERE EXISTS (SELECT 1 FROM interaction i WHERE "
             "i.source = n.source AND i.target = n.target AND i.kind::VARCHAR = n.kind AND i.ts = n.ts "
             "AND i.weight = n.weight)").fetchall()[0][0]

@@ -14,8 +14,11 @@ Built-in segments (bands are listed in this order, empty bands are left out):
   to "unknown"); otherwise distinct engagers. Same bands as activity.
 - age: account age in days, when any compared account has one: <30d, 30d-6m (<180), 6m-1y
   (<365), 1-2y (<730), 2-5y (<1825), 5y+, unknown.
-User segments: NAME=EXPR, a DuckDB SQL expression over the feature columns, evaluated per
-account in a fresh in-memory connection without file access; each distinct value is a band.
+User segments: NAME=EXPR, a DuckDB SQL expression over the columns of the features table
+(FEATURE_SCHEMA, plus `delta`), evaluated per account in a fresh in-memory connection with file
+access disabled. Each distinct value (as text; NULL -> "(null)") is a band, bands sorted by that
+text; window functions work (order them totally, e.g. by `..., account_id`, or ties make them
+arbitrary), aggregates do not (they are not per account). Self-interactions count like any other.
 """
 from __future__ import annotations
 
@@ -78,22 +81,51 @@ def segment_features(interactions: pl.DataFrame, accounts: pl.DataFrame) -> pl.D
     return out.collect().cast(FEATURE_SCHEMA)
 
 
+def strictly_sorted(ids: pl.Series) -> bool:
+    """True when ids ascend strictly (sorted, no duplicates)."""
+    return ids.len() < 2 or bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
+
+
+def match_sorted(left: pl.Series, right: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in left and in right of the values in both, ascending; both inputs strictly sorted.
+
+    A linear merge: on 1M string ids it takes about half the time of a hash join.
+    """
+    if left.len() == 0 or right.len() == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    # left rows carry i >= 0, right rows -1 - i; a shared value gives two adjacent rows
+    lf = pl.DataFrame({"k": left}).with_columns(i=pl.int_range(pl.len(), dtype=pl.Int64))
+    rf = pl.DataFrame({"k": right}).with_columns(i=-1 - pl.int_range(pl.len(), dtype=pl.Int64))
+    merged = lf.set_sorted("k").merge_sorted(rf.set_sorted("k"), key="k")
+    k, i = merged["k"], merged["i"].to_numpy()
+    at = np.flatnonzero((k.slice(1) == k.slice(0, k.len() - 1)).to_numpy())
+    first, second = i[at], i[at + 1]
+    from_left = first >= 0
+    return (np.where(from_left, first, second).astype(np.intp),
+            (-1 - np.where(from_left, second, first)).astype(np.intp))
+
+
 def align_features(features: pl.DataFrame, account_ids: pl.Series,
                    known: Sequence[tuple[pl.Series, np.ndarray]] = ()) -> pl.DataFrame:
-    """Feature rows for account_ids in their order; unknown accounts get 0 counts and nulls.
+    """Feature rows for account_ids (strictly sorted) in their order; unknown accounts get 0 counts, nulls.
 
     known: (ids, positions of account_ids in ids) pairs; when the features list exactly those
-    ids (the usual case: features of one of the two snapshots) a gather replaces the join.
+    ids (the usual case: features of one of the two snapshots) a gather replaces the matching.
     """
     missing = [c for c in FEATURE_SCHEMA if c not in features.columns]
     if missing:
         raise ValueError(f"features lack column(s) {missing}; build them with segment_features()")
     f = features.select([pl.col(c).cast(t) for c, t in FEATURE_SCHEMA.items()])
-    if f["account_id"].equals(account_ids):
+    fids = f["account_id"]
+    if fids.equals(account_ids):
         return f
     for ids, positions in known:
-        if f["account_id"].equals(ids):
+        if fids.equals(ids):
             return f[positions]
+    if strictly_sorted(fids):
+        fi, _ = match_sorted(fids, account_ids)
+        if fi.size == account_ids.len():        # features cover every account
+            return f[fi]
     out = (account_ids.rename("account_id").to_frame()
            .join(f, on="account_id", how="left", maintain_order="left")
            .with_columns(pl.col(list(COUNTS)).fill_null(0)))
@@ -116,7 +148,7 @@ def _quantile_bands(values: np.ndarray, known: np.ndarray | None) -> np.ndarray:
 
 
 def _summary(segment: str, feature: str, code: np.ndarray, labels: tuple[str, ...],
-             delta: np.ndarray, value: pl.Series) -> pl.DataFrame:
+             delta: np.ndarray, value: pl.Series) -> pl.LazyFrame:
     """Accounts, mean and median delta and the feature range per band code (labels[code])."""
     return (pl.LazyFrame({"code": code, "delta": delta, "value": value.cast(pl.Float64)})
             .group_by("code")
@@ -126,11 +158,10 @@ def _summary(segment: str, feature: str, code: np.ndarray, labels: tuple[str, ..
             .sort("code")
             .select(pl.lit(segment).alias("segment"), pl.lit(feature).alias("feature"),
                     pl.col("code").replace_strict(dict(enumerate(labels)), return_dtype=pl.String).alias("band"),
-                    "accounts", "mean_delta", "median_delta", "low", "high")
-            .collect())
+                    "accounts", "mean_delta", "median_delta", "low", "high"))
 
 
-def builtin_segments(features: pl.DataFrame, delta: np.ndarray) -> list[pl.DataFrame]:
+def builtin_segments(features: pl.DataFrame, delta: np.ndarray) -> list[pl.LazyFrame]:
     """Summaries of the built-in segments that apply to these (aligned) features."""
     received = features["received"]
     out = [_summary("activity", "received", _quantile_bands(received.to_numpy(), None),
@@ -187,5 +218,5 @@ def user_segments(features: pl.DataFrame, delta: np.ndarray, user: Mapping[str, 
 def segment_changes(features: pl.DataFrame, delta: np.ndarray, user: Mapping[str, str]) -> pl.DataFrame:
     """Accounts, mean and median delta per band: built-in segments, then user ones in their order."""
     parts = user_segments(features, delta, user) if user else []
-    parts = builtin_segments(features, delta) + parts
+    parts = pl.collect_all(builtin_segments(features, delta)) + parts      # built-ins in parallel
     return pl.concat([p.cast(SEGMENT_SCHEMA) for p in parts])

@@ -77,8 +77,10 @@ def _pct(v: float) -> str:
 def _table(header: list[str], rows: list[list[str]], left: int = 1, indent: str = "  ") -> list[str]:
     """The first `left` columns left-aligned, the others right-aligned; widths from the content."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    fmt = lambda r: indent + "  ".join(  # noqa: E731
-        cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+    def fmt(row: list[str]) -> str:
+        cells = (cell.ljust(w) if i < left else cell.rjust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
+        return (indent + "  ".join(cells)).rstrip()
     return [fmt(header), *(fmt(r) for r in rows)]
 
 
@@ -98,7 +100,7 @@ def _movers(title: str, frame: pl.DataFrame) -> list[str]:
 
 
 def format_comparison(c: Comparison) -> str:
-    """A plain-text report of the Comparison, for the terminal."""
+    """A plain-text report of the Comparison, for the terminal (no trailing newline)."""
     b, k, d, cov = c.baseline, c.candidate, c.deltas, c.coverage
     out = [f"baseline  {b.run_id}  {b.algorithm} on {b.snapshot_id}",
            f"candidate {k.run_id}  {k.algorithm} on {k.snapshot_id}",
@@ -118,7 +120,7 @@ def format_comparison(c: Comparison) -> str:
     out.append("top-k overlap: " + ", ".join(f"k={n:,} {_num(v)}" for n, v in c.top_k_overlap.items()))
     out += ["", "score bands (rows baseline, columns candidate):"]
     out += _table(["", *c.band_labels], [[label, *(f"{n:,}" for n in row)]
-                                         for label, row in zip(c.band_labels, c.bands)])
+                                         for label, row in zip(c.band_labels, c.bands, strict=True)])
     out += ["", "who pays (score change by segment):"]
     seg_rows = [[r["segment"] if r["segment"] not in BUILTIN else f'{r["segment"]} ({r["feature"]})',
                  r["band"], _range(r["low"], r["high"]), f'{r["accounts"]:,}',
@@ -136,4 +138,4 @@ def format_comparison(c: Comparison) -> str:
         out.append("parameters: no change")
     out += ["source diff:", c.source_diff.rstrip("\n")] if c.source_diff else ["source: no change"]
     out += ["", "verdict: " + ("the runs differ" if c.any_difference else "no difference")]
-    return "\n".join(out) + "\n"
+    return "\n".join(out)                  # no final newline: the CLI echoes it with one

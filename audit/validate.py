@@ -41,9 +41,14 @@ def _checks(parsed: Parsed, now: datetime) -> tuple[pl.DataFrame, list[Check]]:
     df = parsed.frame
     now_epoch = now.timestamp()
     if parsed.batch_kind == "interactions":
+        # Ids are handed over as their byte length (null where missing or empty): the presence
+        # checks need nothing else, and 10M ids need not become Python strings for pandas.
+        # kind has a handful of values: a categorical keeps its text for the vocabulary check.
         frame = df.select(
             "_line",
-            *[pl.when(pl.col(c).str.len_chars() > 0).then(pl.col(c)).alias(c) for c in ("source", "target", "kind")],
+            *[pl.when(pl.col(c).str.len_bytes() > 0).then(pl.col(c).str.len_bytes()).alias(c)
+              for c in ("source", "target")],
+            pl.when(pl.col("kind").str.len_bytes() > 0).then(pl.col("kind")).cast(pl.Categorical).alias("kind"),
             (pl.col("ts").dt.epoch("us") / 1e6).alias("ts_epoch"),
             pl.col("weight").is_finite().fill_null(False).alias("weight_finite"),
             "event_id",

@@ -19,7 +19,6 @@ from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
 from .compare import Comparison, RunInfo, compare_runs
 from .explain import Explanation
-from .segments import segment_features
 from .publications import Publication
 from .scoring import Run
 from .snapshots import Snapshot
@@ -217,8 +216,7 @@ def compare_open(con, baseline: str, candidate: str, *, top: int = 20,
     b, c = _run(con, baseline), _run(con, candidate)
     snap = snaps.get(con, b.snapshot_id)
     assert snap is not None
-    interactions, accounts = snaps.load_inputs(con, snap)
-    features = segment_features(interactions, accounts)
+    features = snaps.features(con, snap)
     try:
         return compare_runs(explainer._scores(con, b.run_id), explainer._scores(con, c.run_id),
                             features=features, baseline_info=_run_info(con, b), candidate_info=_run_info(con, c),

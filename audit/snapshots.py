@@ -142,3 +142,26 @@ def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.Data
     return interactions, accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
 
 
+
+
+def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
+    """Per-account segment features of a snapshot, computed in DuckDB (the same definitions as
+    segments.segment_features, without loading the interactions): received, given,
+    distinct_engagers, followers, age_days (measured from the latest interaction)."""
+    p = _params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
+    return frame(con, f"""
+        WITH w AS (SELECT source, target, ts FROM interaction WHERE {_where(snap.window_seconds)}),
+        received AS (SELECT target AS account_id, count(*) AS received, count(DISTINCT source) AS distinct_engagers
+                     FROM w GROUP BY target),
+        given AS (SELECT source AS account_id, count(*) AS given FROM w GROUP BY source),
+        acc AS (SELECT a.account_id, a.followers, a.created_at FROM account a JOIN batch b USING (batch_id)
+                WHERE a.batch_id IN (SELECT unnest($batches))
+                QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1),
+        ids AS (SELECT account_id FROM received UNION SELECT account_id FROM given UNION SELECT account_id FROM acc),
+        latest AS (SELECT max(ts) AS ts FROM w)
+        SELECT ids.account_id, coalesce(r.received, 0)::BIGINT AS received, coalesce(g.given, 0)::BIGINT AS given,
+               coalesce(r.distinct_engagers, 0)::BIGINT AS distinct_engagers, acc.followers::BIGINT AS followers,
+               (epoch_us((SELECT ts FROM latest)) - epoch_us(acc.created_at)) / 86400000000.0 AS age_days
+        FROM ids LEFT JOIN received r USING (account_id) LEFT JOIN given g USING (account_id)
+        LEFT JOIN acc USING (account_id)
+        ORDER BY ids.account_id""", p)

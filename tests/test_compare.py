@@ -432,3 +432,32 @@ def test_text_and_json_renderings(runs: Runs, features: pl.DataFrame) -> None:
     assert "  damping            (absent)       0.85" in out
     assert "-\"\"\"activity@1: a 2011-style composite of engagement received.\"\"\"" in out
     assert out.endswith("\nverdict: the runs differ") and out == format_comparison(c)
+
+
+def test_store_features_equal_segment_features(tmp_path, higgs_interactions: pl.DataFrame) -> None:
+    """The store computes a snapshot's segment features in DuckDB; they equal the polars definition,
+    also with delivered accounts (followers, creation time) and accounts that never interact."""
+    from datetime import datetime, timezone
+
+    from audit import api
+    from audit import snapshots as snaps
+    from audit.store import connect
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    rows = higgs_interactions.head(20_000)
+    csv = tmp_path / "day.csv"
+    rows.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_csv(csv)
+    ids = rows["target"].unique().sort().head(300).to_list() + ["lurker-1", "lurker-2"]
+    accounts = pl.DataFrame({"account_id": ids, "followers": list(range(len(ids))),
+                             "created_at": [f"2011-{1 + i % 12:02d}-01T00:00:00Z" for i in range(len(ids))]})
+    accounts.write_csv(tmp_path / "accounts.csv")
+    store = tmp_path / "s.duckdb"
+    api.ingest(store, csv, now=now)
+    api.ingest(store, tmp_path / "accounts.csv", now=now)
+    snap = api.snapshot(store, as_of="2012-07-01", window="7d", now=now)
+    with connect(store) as con:
+        from_store = snaps.features(con, snap)
+        interactions, delivered = snaps.load_inputs(con, snap)
+    expected = segment_features(interactions, delivered)
+    assert from_store.height == expected.height == snap.accounts
+    assert from_store["followers"].null_count() < from_store.height
+    assert_frame_equal(from_store, expected.cast(from_store.schema))

@@ -59,15 +59,15 @@ def run_id_for(snapshot_hash: str, algorithm_hash: str) -> str:
 
 
 def result_frame(result: pl.DataFrame, algorithm: Algorithm) -> pl.DataFrame:
-    """The stored shape: account_id, raw, score, components (list in declared order)."""
+    """The hashed shape: account_id, raw, score, then the components in declared order as c_0.."""
     names = [c for c, _ in algorithm.components]
-    return result.select("account_id", "raw", "score",
-                         pl.concat_list([pl.col(c).cast(pl.Float64) for c in names]).alias("components")
-                         if names else pl.lit([], pl.List(pl.Float64)).alias("components"))
+    return result.select("account_id", pl.col("raw", "score").cast(pl.Float64),
+                         *[pl.col(c).cast(pl.Float64).alias(f"c_{i}") for i, c in enumerate(names)])
 
 
 def result_hash(stored: pl.DataFrame) -> str:
-    return frame_digest(stored.select("account_id", "raw", "score", "components"))
+    """sha256 of a run's rows in account order (the shape result_frame and stored_scores give)."""
+    return frame_digest(stored)
 
 
 def check_output(result: Any, algorithm: Algorithm, universe: int | None = None) -> pl.DataFrame:
@@ -161,7 +161,9 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
     digest = result_hash(stored)
     versions = engines()
     con.register("result_rows", stored)
-    con.execute("INSERT INTO score SELECT ?, account_id, raw, score, components FROM result_rows", [run_id])
+    components = ", ".join(c for c in stored.columns if c.startswith("c_"))
+    con.execute(f"INSERT INTO score SELECT ?, account_id, raw, score, [{components}]::DOUBLE[] FROM result_rows",
+                [run_id])
     con.unregister("result_rows")
     con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, run_hash(run_id, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, versions,
@@ -177,5 +179,7 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
 
 def stored_scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     """A run's rows as stored, in account order (the shape result_hash covers)."""
-    return frame(con, "SELECT account_id, raw, score, components FROM score WHERE run_id = ? ORDER BY account_id",
+    width = con.execute("SELECT coalesce(max(len(components)), 0) FROM score WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    parts = "".join(f", components[{i + 1}] AS c_{i}" for i in range(width))
+    return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = ? ORDER BY account_id",
                  [run_id])

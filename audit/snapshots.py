@@ -126,12 +126,20 @@ ACCOUNT_SCHEMA = {"account_id": pl.String, "handle": pl.String, "followers": pl.
 
 
 def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The snapshot's interactions and accounts, in the algorithm input shape, in a fixed order."""
+    """The snapshot's interactions and accounts, in the algorithm input shape, in a fixed order.
+
+    Interactions come in stored order (batch after batch as ingested, each in its file's order),
+    ordered by rowid: rows are never updated or deleted, so a row's rowid never changes, and the
+    same store always hands an algorithm the same rows in the same order (bit-for-bit reruns)
+    for the price of an integer sort instead of a sort on timestamps and ids.
+    """
     p = _params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
     interactions = frame(con, f"""
-        SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM interaction
-        WHERE {_where(snap.window_seconds)}
-        ORDER BY ts, source, target, kind::VARCHAR, weight""", p)
+        SELECT rowid AS _row, source, target, kind::VARCHAR AS kind, ts, weight FROM interaction
+        WHERE {_where(snap.window_seconds)}""", p)
+    # A parallel scan returns row groups in any order; an integer sort (polars finds the runs
+    # already in order) restores the stored order.
+    interactions = interactions.sort("_row").drop("_row")
     # The latest delivery of an account wins (batches ordered by ingest time, then id).
     accounts = frame(con, """
         SELECT a.account_id, a.handle, a.followers, a.following, a.created_at

@@ -33,6 +33,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as exc:
         raise AuditError(f'"{path}" is not an audit store (DuckDB could not open it: {exc})') from None
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar = false")   # the CLI shows its own progress
     return con
 
 

@@ -5,6 +5,8 @@ same Comparison always renders to the same text and the same dict; NaN becomes N
 """
 from __future__ import annotations
 
+import json
+
 import math
 from typing import Any
 
@@ -99,6 +101,9 @@ def _movers(title: str, frame: pl.DataFrame) -> list[str]:
     return [f"{title}:", *_table(["account", "baseline", "rank", "candidate", "rank", "change"], rows)]
 
 
+SOURCE_LINES = 12
+
+
 def format_comparison(c: Comparison) -> str:
     """A plain-text report of the Comparison, for the terminal (no trailing newline)."""
     b, k, d, cov = c.baseline, c.candidate, c.deltas, c.coverage
@@ -131,11 +136,19 @@ def format_comparison(c: Comparison) -> str:
     out += ["", *_movers("top risers", c.risers), "", *_movers("top fallers", c.fallers), ""]
     if c.param_changes:
         out.append("parameter changes:")
-        out += _table(["parameter", "baseline", "candidate"],
-                      [[p.path, "(absent)" if p.kind == "added" else repr(p.baseline),
-                        "(absent)" if p.kind == "removed" else repr(p.candidate)] for p in c.param_changes])
+        for p in c.param_changes:
+            before = "(absent)" if p.kind == "added" else json.dumps(p.baseline, sort_keys=True)
+            after = "(absent)" if p.kind == "removed" else json.dumps(p.candidate, sort_keys=True)
+            out.append(f"  {p.path}: {before} -> {after}")
     else:
         out.append("parameters: no change")
-    out += ["source diff:", c.source_diff.rstrip("\n")] if c.source_diff else ["source: no change"]
+    if c.source_diff:
+        lines = c.source_diff.rstrip("\n").splitlines()
+        added = sum(1 for l in lines if l.startswith("+") and not l.startswith("+++"))
+        removed = sum(1 for l in lines if l.startswith("-") and not l.startswith("---"))
+        out += [f"source diff: +{added} -{removed} lines ({SOURCE_LINES} shown; --json or "
+                "`audit report compare` has all of it)"] + lines[:SOURCE_LINES]
+    else:
+        out.append("source: no change")
     out += ["", "verdict: " + ("the runs differ" if c.any_difference else "no difference")]
     return "\n".join(out)                  # no final newline: the CLI echoes it with one

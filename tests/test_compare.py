@@ -429,7 +429,8 @@ def test_text_and_json_renderings(runs: Runs, features: pl.DataFrame) -> None:
     assert f"accounts: {both:,} in both, 0 only in baseline, 0 only in candidate" in out
     assert re.search(rf"^  all +{both:,} +{c.spearman:.3f} +{c.kendall_tau_b:.3f}$", out, re.M)
     assert re.search(r"^  heavy +light +304,009 +-0\.47 +\+0\.00$", out, re.M)
-    assert "  damping            (absent)       0.85" in out
+    assert "  damping: (absent) -> 0.85" in out
+    assert re.search(r"^source diff: \+\d+ -\d+ lines \(12 shown; ", out, re.M)
     assert "-\"\"\"activity@1: a 2011-style composite of engagement received.\"\"\"" in out
     assert out.endswith("\nverdict: the runs differ") and out == format_comparison(c)
 

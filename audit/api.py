@@ -194,6 +194,7 @@ def explain(store: str | Path, account: str, *, from_run: str, to_run: str, now:
     counterfactual runs first (a second explanation of the same change computes none)."""
     with connect(store) as con:
         r1, r2 = _run(con, from_run), _run(con, to_run)
+        explainer.check_present(con, account, r1, r2)     # before any counterfactual is computed
         missing = explainer.needed_counterfactuals(con, r1, r2)
     if missing:
         with connect(store, write=True) as con, transaction(con):

@@ -152,8 +152,11 @@ def split_data(module: types.ModuleType, label: str, params: dict, components: t
     r2, s2 = _row(c.scores, account)
     total = s2 - s1
     if not hasattr(module, "to_score") or not hasattr(module, "normalisation"):
-        # An algorithm without the hooks: the data change cannot be split; report it as population.
-        return DataSplit(0.0, total, [])
+        # An algorithm without the hooks: the data change cannot be split; report it as population,
+        # as an item too, so that the reasons (drawn from the items) show it.
+        whole = [ComponentChange("population", label, "data", "The data changed (this version cannot split it)",
+                                 "DATA", s1, s2, r2 - r1, total)] if total != 0.0 else []
+        return DataSplit(0.0, total, whole)
     n1, n2 = module.normalisation(b.scores, params), module.normalisation(c.scores, params)
     m = lambda r, n: _score_of(module, r, n, params)  # noqa: E731
     raw_effect = 0.5 * ((m(r2, n1) - m(r1, n1)) + (m(r2, n2) - m(r1, n2)))
@@ -228,8 +231,8 @@ def reasons_for(items: list[ComponentChange], algorithm_points: float, candidate
     if abs(population) >= 0.005:
         code = "POPULATION_ROSE" if population < 0 else "POPULATION_FELL"
         fields = {"before": 0.0, "after": 0.0, "points": population, "engager": "", "engager_score": 0.0}
-        first = next((i.algorithm for i in items if i.part == "population"), "")
-        out.append(Reason(code, _item_text(reason_lists.get(first, {}), code, fields,
+        # the candidate version's wording, like ALGORITHM_CHANGED (not whichever item came first)
+        out.append(Reason(code, _item_text(candidate_reasons, code, fields,
                                            f"Everyone else's activity changed: {population:+.1f} points"),
                           population, "population"))
     if abs(algorithm_points) >= 0.005:
@@ -247,8 +250,8 @@ def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[
             counterfactual_runs: tuple[str, ...], method: str) -> Explanation:
     """Weighted data splits plus the algorithm part (the rest) -> an Explanation."""
     total = candidate.score - baseline.score
-    own = sum(w * s.own for w, s in splits)
-    population = sum(w * s.population for w, s in splits)
+    own = sum((w * s.own for w, s in splits), 0.0)              # floats even with no split (JSON 0.0, not 0)
+    population = sum((w * s.population for w, s in splits), 0.0)
     algorithm = total - own - population if baseline.algorithm != candidate.algorithm else 0.0
     if baseline.algorithm == candidate.algorithm:
         population = total - own       # exact: no algorithm part
@@ -259,8 +262,9 @@ def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[
         if any(s.engagers.height for _, s in splits) else pl.DataFrame()
     if engagers.height:
         order = pl.col("points").abs().fill_null(0.0)
+        # algorithm too: in a two-algorithm explanation an (engager, kind) has a row per algorithm
         engagers = engagers.with_columns(order.alias("_o")).sort(
-            ["_o", "n2", "engager", "kind"], descending=[True, True, False, False]).drop("_o")
+            ["_o", "n2", "engager", "kind", "algorithm"], descending=[True, True, False, False, False]).drop("_o")
     parts = {"own_activity": own, "population": population, "algorithm": algorithm}
     reasons = reasons_for(items, algorithm, candidate_reasons, reason_lists)
     return Explanation(account, baseline, candidate, total, parts, tuple(items), engagers, reasons,

@@ -68,6 +68,15 @@ def _inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, account: str) -> pl.
         ORDER BY ts, source, target, kind, weight""", params)
 
 
+def check_present(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> None:
+    """A clear message when the account has no score in either run."""
+    present = {}
+    for run in (r1, r2):
+        present[run.run_id] = bool(con.execute("SELECT count(*) FROM score WHERE run_id = ? AND account_id = ?",
+                                               [run.run_id, account]).fetchall()[0][0])
+    check_account(account, present)
+
+
 def explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
                  counterfactual_runs: tuple[str, ...]) -> Explanation:
     """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""

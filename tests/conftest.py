@@ -7,6 +7,9 @@ import polars as pl
 import pytest
 
 DATA = Path(__file__).resolve().parent.parent / "data"
+# The real public datasets beside the checkout (../shared/data), wherever the checkout is.
+SHARED_DATA = next((p for p in (DATA.parent.parent / "shared" / "data", Path("/work/shared/data"))
+                    if p.is_dir()), DATA.parent.parent / "shared" / "data")
 HIGGS = DATA / "higgs-activity_time.txt.gz"
 KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 

@@ -22,10 +22,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from audit.algorithms import activity_v1, network_v2
+from conftest import SHARED_DATA
 
 MODULES = {"activity@1": activity_v1, "network@2": network_v2}
 HIGGS_ACCOUNTS = 304_691
-OTC = Path("/work/shared/data/soc-sign-bitcoinotc/soc-sign-bitcoinotc.csv.gz")
+OTC = SHARED_DATA / "soc-sign-bitcoinotc" / "soc-sign-bitcoinotc.csv.gz"
 REASON_FIELDS = {"before", "after", "points", "engager", "engager_score"}
 ENGAGERS_SCHEMA = {"engager": pl.String, "kind": pl.String, "interactions": pl.Int64,
                    "weight": pl.Float64, "contribution": pl.Float64}

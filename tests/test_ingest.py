@@ -21,18 +21,19 @@ from polars.testing import assert_frame_equal
 from audit import api
 from audit.errors import ValidationError
 from audit.formats import detect_format
+from conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 IA = SHARED / "ia-retweet-pol" / "ia-retweet-pol.txt"
 OTC = SHARED / "soc-sign-bitcoinotc" / "soc-sign-bitcoinotc.csv.gz"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 KIND_LIST = "retweet, mention, reply, like, follow, message, rating"
 
-needs_shared = pytest.mark.skipif(not (IA.exists() and OTC.exists()), reason="needs /work/shared/data")
+needs_shared = pytest.mark.skipif(not (IA.exists() and OTC.exists()), reason="needs the real datasets in ../shared/data")
 
 
 # ---------------------------------------------------------------- real inputs, read independently

@@ -87,9 +87,10 @@ class Explanation:
 @dataclass(frozen=True)
 class Side:
     """What one run contributes to a data split: the run's scores and the account's inputs."""
-    scores: pl.DataFrame          # account_id, raw, score (all accounts of the run)
+    scores: pl.DataFrame          # account_id, raw, score of the account and of its engagers
     components: dict[str, float]  # the account's components in this run
     inputs: pl.DataFrame          # interactions into the account and all interactions of its engagers
+    norm: dict | None             # the run's population statistics (normalisation() of all its scores)
 
 
 @dataclass(frozen=True)
@@ -151,13 +152,13 @@ def split_data(module: types.ModuleType, label: str, params: dict, components: t
     r1, s1 = _row(b.scores, account)
     r2, s2 = _row(c.scores, account)
     total = s2 - s1
-    if not hasattr(module, "to_score") or not hasattr(module, "normalisation"):
+    if not hasattr(module, "to_score") or b.norm is None or c.norm is None:
         # An algorithm without the hooks: the data change cannot be split; report it as population,
         # as an item too, so that the reasons (drawn from the items) show it.
         whole = [ComponentChange("population", label, "data", "The data changed (this version cannot split it)",
                                  "DATA", s1, s2, r2 - r1, total)] if total != 0.0 else []
         return DataSplit(0.0, total, whole)
-    n1, n2 = module.normalisation(b.scores, params), module.normalisation(c.scores, params)
+    n1, n2 = b.norm, c.norm
     m = lambda r, n: _score_of(module, r, n, params)  # noqa: E731
     raw_effect = 0.5 * ((m(r2, n1) - m(r1, n1)) + (m(r2, n2) - m(r1, n2)))
     d_raw = r2 - r1

@@ -38,8 +38,12 @@ def compute_counterfactuals(con: duckdb.DuckDBPyConnection, pairs: list[tuple[st
         scoring.score_snapshot(con, snap, content, algo, now, counterfactual=True)
 
 
-def _scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
+def _scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
+    """account_id, raw, score of a run (of the given accounts only, when given), in account order."""
+    if accounts is None:
+        return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
+    return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = $run AND account_id IN "
+                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
 
 
 def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str) -> RunPoint | None:
@@ -86,17 +90,22 @@ def explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
     p1, p2 = _point(con, r1, snap1, account), _point(con, r2, snap2, account)
     check_account(account, {r1.run_id: p1 is not None, r2.run_id: p2 is not None})
     assert p1 is not None and p2 is not None
-    inputs = {}
+    # the account's inputs in both snapshots, and who engaged it in either (their scores are needed)
+    inputs = {snap.snapshot_id: _inputs(con, snap, account) for snap in (snap1, snap2)}
+    ids = sorted(set(pl.concat([f.filter(pl.col("target") == account)["source"] for f in inputs.values()])
+                     .unique().to_list()) | {account})
 
-    def side(run: Run, snap: Snapshot, algo: Algorithm) -> Side:
-        if snap.snapshot_id not in inputs:
-            inputs[snap.snapshot_id] = _inputs(con, snap, account)
-        return Side(_scores(con, run.run_id), _components(con, run.run_id, algo, account), inputs[snap.snapshot_id])
+    def side(run: Run, snap: Snapshot, algo: Algorithm, module) -> Side:
+        rows = inputs[snap.snapshot_id]
+        norm = scoring.stored_normalisation(con, run.run_id)
+        if norm is None and hasattr(module, "normalisation"):     # a run stored without it
+            norm = module.normalisation(_scores(con, run.run_id), algo.params)
+        return Side(_scores(con, run.run_id, ids), _components(con, run.run_id, algo, account), rows, norm)
 
     def data_split(algo: Algorithm, before: Run, after: Run):
         module = registry.verified_module(algo)
         return split_data(module, algo.label, algo.params, algo.components, account,
-                          side(before, snap1, algo), side(after, snap2, algo))
+                          side(before, snap1, algo, module), side(after, snap2, algo, module))
 
     if r1.snapshot_id == r2.snapshot_id:
         splits, labels, method = [], [], "same snapshot: the whole change is the algorithm"

@@ -16,6 +16,7 @@ import polars as pl
 
 from .errors import AuditError
 from .hashing import sha256_json, short_id
+from .records import as_utc
 from .store import append_log, frame
 
 
@@ -55,6 +56,8 @@ def list_all(con: duckdb.DuckDBPyConnection) -> list[Publication]:
 def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datetime) -> Publication:
     """Record RUN as the published score for PERIOD (a restatement when the period has one)."""
     period = period.strip()
+    # Hashed as read back: the store returns every instant in UTC (naive means UTC).
+    now = as_utc(now)
     if not period:
         raise AuditError("--period must not be empty; e.g. --period 2012-07-04")
     same = con.execute(f"SELECT {_COLUMNS} FROM publication WHERE run_id = ? AND period = ?",

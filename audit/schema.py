@@ -125,6 +125,14 @@ CREATE TABLE publication (
     UNIQUE (run_id, period)
 );
 """),
+    (4, "run normalisation", """
+-- The population statistics a run's raw -> score mapping used (an algorithm's normalisation()),
+-- written with the run, so an explanation needs not reload every score of the run.
+CREATE TABLE run_normalisation (
+    run_id  VARCHAR PRIMARY KEY,
+    norm    JSON NOT NULL
+);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -19,7 +19,7 @@ import polars as pl
 
 from .algorithms.registry import Algorithm, verified_module
 from .errors import AuditError
-from .hashing import frame_digest, sha256_json, short_id
+from .hashing import canonical_json, frame_digest, sha256_json, short_id
 from .records import logged
 from .snapshots import Snapshot, load_inputs
 from .store import append_log, frame
@@ -80,8 +80,13 @@ def check_output(result: Any, algorithm: Algorithm, universe: int | None = None)
     if result.columns != expected:
         raise AuditError(f"algorithm {label}: score() returned columns {result.columns}, expected {expected}")
     ids = result["account_id"]
+    if ids.dtype != pl.String:      # stored as text: other ids would hash (and sort) unlike the stored rows
+        raise AuditError(f"algorithm {label}: account_id must be a String column, not {ids.dtype}")
     if ids.null_count() or ids.n_unique() != result.height:
         raise AuditError(f"algorithm {label}: account_id must be unique and non-null")
+    if universe is not None and result.height != universe:
+        raise AuditError(f"algorithm {label}: score() returned {result.height:,} rows for the snapshot's "
+                         f"{universe:,} accounts; the contract is one row per account")
     if not ids.is_sorted():
         raise AuditError(f"algorithm {label}: output must be sorted by account_id")
     values = result.select(pl.exclude("account_id").cast(pl.Float64)).to_numpy()
@@ -100,18 +105,26 @@ def check_output(result: Any, algorithm: Algorithm, universe: int | None = None)
     return result
 
 
-def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm) -> pl.DataFrame:
-    """Execute the stored source on the snapshot's inputs; return the stored-shape frame."""
+def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm) -> tuple[pl.DataFrame, dict | None]:
+    """Execute the stored source on the snapshot's inputs; return the stored-shape frame and the
+    population statistics of its mapping (None when the algorithm declares no normalisation())."""
     module = verified_module(algorithm)
     interactions, accounts = load_inputs(con, snap)
     try:
         result = module.score(interactions, accounts, algorithm.params)
+        checked = check_output(result, algorithm, snap.accounts)
+        norm = module.normalisation(checked, algorithm.params) if hasattr(module, "normalisation") else None
     except AuditError:
         raise
     except Exception as exc:
         raise AuditError(f"algorithm {algorithm.label} failed on snapshot {snap.snapshot_id}: "
                          f"{type(exc).__name__}: {exc}") from exc
-    return result_frame(check_output(result, algorithm), algorithm)
+    return result_frame(checked, algorithm), (None if norm is None else json.loads(canonical_json(norm)))
+
+
+def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
+    rows = con.execute("SELECT norm FROM run_normalisation WHERE run_id = ?", [run_id]).fetchall()
+    return json.loads(rows[0][0]) if rows else None
 
 
 def run_hash(run_id: str, snapshot_id: str, algorithm_id: str, accounts: int, result: str,
@@ -156,7 +169,7 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
         return existing
     run_id = run_id_for(snapshot_hash, algorithm.content_hash)
     t0 = time.perf_counter()
-    stored = compute(con, snap, algorithm)
+    stored, norm = compute(con, snap, algorithm)
     seconds = round(time.perf_counter() - t0, 3)
     digest = result_hash(stored)
     versions = engines()
@@ -171,7 +184,9 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
         snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, json.dumps(versions, sort_keys=True),
         seconds, counterfactual, now])
     content = con.execute("SELECT content_hash FROM run WHERE run_id = ?", [run_id]).fetchall()[0][0]
-    append_log(con, "run", run_id, logged(content, created_at=now), now)
+    if norm is not None:
+        con.execute("INSERT INTO run_normalisation VALUES (?, ?)", [run_id, canonical_json(norm)])
+    append_log(con, "run", run_id, logged(content, created_at=now, normalisation=norm), now)
     run = get(con, run_id)
     assert run is not None
     return Run(**{**run.__dict__, "new": True})

@@ -89,7 +89,7 @@ def recompute_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
     digest = scoring.result_hash(scoring.stored_scores(con, run_id))
     content = scoring.run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
                                run.seconds, run.counterfactual)
-    return logged(content, created_at=run.created_at)
+    return logged(content, created_at=run.created_at, normalisation=scoring.stored_normalisation(con, run_id))
 
 
 def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> tuple[list[dict], list[str], int]:
@@ -106,10 +106,15 @@ def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _
                              "problem": "its snapshot or algorithm is missing"})
             continue
         try:
-            fresh = scoring.result_hash(scoring.compute(con, snap, algorithm))
+            rows, norm = scoring.compute(con, snap, algorithm)
+            fresh = scoring.result_hash(rows)
         except AuditError as exc:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id, "problem": f"re-run failed: {exc}"})
             continue
+        if norm != scoring.stored_normalisation(con, run.run_id):
+            problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
+                             "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives normalisation "
+                                        f"{norm}, stored {scoring.stored_normalisation(con, run.run_id)}"})
         if fresh != run.result_hash:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
                              "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives result "

@@ -28,7 +28,8 @@ WINDOW_HELP = 'is not a duration; use a number and a unit, e.g. 7d, 12h, 2w, or 
 
 
 def read_higgs(n: int | None = None) -> pl.DataFrame:
-    """The raw Higgs file read directly with polars, in the algorithm input shape and order."""
+    """The raw Higgs file read directly with polars, in the algorithm input shape and in file
+    order: the order the store hands rows to an algorithm."""
     raw = pl.read_csv(HIGGS, separator=" ", has_header=False, infer_schema=False, n_rows=n,
                       new_columns=["source", "target", "epoch", "code"])
     return raw.select(
@@ -36,7 +37,7 @@ def read_higgs(n: int | None = None) -> pl.DataFrame:
         pl.from_epoch(pl.col("epoch").cast(pl.Int64), time_unit="s").dt.cast_time_unit("us")
         .dt.replace_time_zone("UTC").alias("ts"),
         pl.lit(1.0).alias("weight"),
-    ).sort("ts", "source", "target", "kind", "weight")
+    )
 
 
 def in_window(frame: pl.DataFrame, as_of: datetime, seconds: int | None) -> pl.DataFrame:

@@ -156,8 +156,13 @@ def resolve(con: duckdb.DuckDBPyConnection, ref: str, now: datetime | None) -> A
 
 
 def verified_module(a: Algorithm) -> types.ModuleType:
-    """The stored source, loaded only after its hash matches the registration."""
+    """The stored source, loaded only after its hash matches the registration, and only when the stored
+    parameters (which the run is given) are the ones registered and declared by that source."""
     if sha256_text(a.source) != a.source_sha256:
         raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored source does not match its "
                          "registered sha256; refusing to run it (audit verify names the change)")
-    return load_module(a.source, a.label)
+    module = load_module(a.source, a.label)
+    if algorithm_hash(a) != a.content_hash or json.loads(canonical_json(module.PARAMS)) != a.params:
+        raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored parameters do not match its "
+                         "registration; refusing to run it (audit verify names the change)")
+    return module

@@ -3,6 +3,7 @@ it runs no SQL. Everything here is read from stored records, so a report rebuilt
 records is the same."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,7 @@ class Release:
     shares: tuple[Share, ...]
     comparison: Comparison | None          # against the previous version on the same snapshot
     restatements: tuple[Restatement, ...]
+    superseded_by: str | None = None       # the next published version, over all of them
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def transparency(store: str | Path, releases: list[str] | None = None, *, rerun_
             check.notes += notes
             check.reran, check.ok = count, not check.problems
     wanted = set(releases or [])
+    labels = [r.algorithm.label for r in out] + [None]
+    out = [dataclasses.replace(r, superseded_by=labels[i + 1]) for i, r in enumerate(out)]
     return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check)
 
 

@@ -44,7 +44,7 @@ class ParamRow:
 class ReleaseView:
     label: str
     algorithm_id: str
-    newest: bool                             # the most recently first-published version in the report
+    newest: bool                             # no later published version supersedes it
     superseded_by: str | None                # the later version in the report that names it as previous
     description: str
     changelog: str
@@ -198,9 +198,7 @@ def batch_view(b: BatchQuality) -> BatchView:
 def transparency_page(data: TransparencyData) -> TransparencyPage:
     """The transparency report's context: newest release first."""
     n = len(data.releases)
-    successor = {r.previous.algorithm_id: r.algorithm.label for r in data.releases if r.previous is not None}
-    releases = tuple(release_view(r, i == n - 1, successor.get(r.algorithm.algorithm_id))
-                     for i, r in reversed(list(enumerate(data.releases))))
+    releases = tuple(release_view(r, r.superseded_by is None, r.superseded_by) for r in reversed(data.releases))
     batches = tuple(batch_view(b) for b in sorted(data.batches, key=lambda b: b.batch_id))
     v = data.verification
     problems = tuple(Problem(p.get("seq"), str(p.get("kind", "")), str(p.get("record_id", "")), str(p.get("problem", "")))

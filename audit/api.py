@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import polars as pl
 
@@ -17,7 +17,6 @@ from .algorithms import registry
 from .algorithms.registry import Algorithm
 from .errors import AuditError
 from .ingest import IngestResult, file_sha256, find_by_file, prepare, store_batch
-from .compare import Comparison, RunInfo, compare_runs
 from .explain import Explanation
 from .publications import Publication
 from .scoring import Run
@@ -27,6 +26,9 @@ from .verify import Verification, verify_log
 from .verify import rerun as rerun_runs
 
 Step = Callable[[str], None]
+
+if TYPE_CHECKING:   # compare pulls in scipy.stats; only compare and reports need it at run time
+    from .compare import Comparison, RunInfo
 
 
 def quiet(_: str) -> None:
@@ -92,6 +94,9 @@ def register(store: str | Path, path: str | Path, *, now: datetime) -> tuple[Alg
     except UnicodeDecodeError:
         raise AuditError(f"{path}: not UTF-8 Python source") from None
     candidate = registry.from_source(source, str(path))
+    if candidate.label in registry.SHIPPED and source != registry.shipped_source(candidate.label):
+        raise AuditError(f"{path}: {candidate.label} is a shipped version of audit; give your algorithm "
+                         "another NAME (or a VERSION that audit does not ship)")
     with connect(store, write=True, create=True) as con, transaction(con):
         return registry.register(con, candidate, now)
 
@@ -205,6 +210,7 @@ def explain(store: str | Path, account: str, *, from_run: str, to_run: str, now:
 
 
 def _run_info(con, run: Run) -> RunInfo:
+    from .compare import RunInfo
     algo = registry.get(con, run.algorithm_id)
     assert algo is not None
     return RunInfo(run_id=run.run_id, snapshot_id=run.snapshot_id, algorithm=algo.label,
@@ -214,6 +220,7 @@ def _run_info(con, run: Run) -> RunInfo:
 def compare_open(con, baseline: str, candidate: str, *, top: int = 20,
                  segments: dict[str, str] | None = None) -> Comparison:
     """compare() on an open connection (reports reuse it)."""
+    from .compare import compare_runs
     b, c = _run(con, baseline), _run(con, candidate)
     snap = snaps.get(con, b.snapshot_id)
     assert snap is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -401,7 +402,7 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
             mark = "*" if r["algorithm_changed"] else " "
             note = "restated" if r["restated"] else ""
             click.echo(f"  {r['period']:<12} {r['score']:6.1f}  rank {r['rank']:>7,}  {mark}{r['algorithm']:<12} "
-                       f"{r['run_id']}  {note}")
+                       f"{r['run_id']}  {note}".rstrip())
     for m in sorted(set(wanted) - set(df["account_id"].to_list())):
         click.echo(f"warning: account {m!r} has no published score", err=True)
 
@@ -642,7 +643,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except AuditError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

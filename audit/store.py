@@ -145,8 +145,8 @@ def resolve(con: duckdb.DuckDBPyConnection, table: str, ref: str, *, what: str, 
     if not rows:
         raise NotFound(f'{what} "{ref}" not found; "{listing}" lists them')
     if len(rows) > 1:
-        raise AuditError(f'{what} prefix "{ref}" is ambiguous ({", ".join(r[0] for r in rows)}, ...); '
-                         "give more characters")
+        shown = ", ".join(r[0] for r in rows[:2]) + (", ..." if len(rows) > 2 else "")
+        raise AuditError(f'{what} prefix "{ref}" is ambiguous ({shown}); give more characters')
     return rows[0][0]
 
 

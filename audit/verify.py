@@ -5,6 +5,7 @@ A record kind registers a recompute function in RECOMPUTE; verify knows nothing 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,6 +20,7 @@ from .store import GENESIS, entry_hash
 
 Recompute = Callable[[duckdb.DuckDBPyConnection, str], str | None]
 RECOMPUTE: dict[str, Recompute] = {}
+_HASH = re.compile(r"^[0-9a-f]{64}$")
 TABLES: dict[str, str] = {"batch": "batch", "snapshot": "snapshot"}
 
 
@@ -157,12 +159,17 @@ def verify_log(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lam
         if recompute is None:
             problems.append({**where, "problem": f"unknown record kind {kind!r}"})
             continue
-        found = recompute(con, record_id)
+        try:
+            found = recompute(con, record_id)
+        except AuditError as exc:           # e.g. stored source that no longer loads
+            found = f"cannot be recomputed: {exc}"
+        changed = f"{kind} {record_id} changed after it was stored"
         if found is None:
             problems.append({**where, "problem": f"{kind} {record_id} is missing from the store"})
+        elif not _HASH.match(found):        # a recompute function names what disagrees
+            problems.append({**where, "problem": f"{changed}: {found}"})
         elif found != content:
-            problems.append({**where, "problem": f"{kind} {record_id} changed after it was stored "
-                                                 "(its content hash no longer matches the log)"})
+            problems.append({**where, "problem": f"{changed} (its content hash no longer matches the log)"})
     for kind, table in sorted(TABLES.items()):
         unlogged = con.execute(
             f"SELECT {table}_id FROM {table} WHERE {table}_id NOT IN "

@@ -180,11 +180,11 @@ def test_history(session):
         "account 26486\n"
         f"  2012-07-02    100.0  rank       1   activity@1   {act.run_id}  restated\n"
         "account 3604\n"
-        f"  2012-07-01     92.2  rank       2   activity@1   {early.run_id}  \n"
+        f"  2012-07-01     92.2  rank       2   activity@1   {early.run_id}\n"
         f"  2012-07-02    100.0  rank       1   activity@1   {act.run_id}  restated\n")
     assert ok(session["out"]["history restated"]) == (
         "account 3604\n"
-        f"  2012-07-01     92.2  rank       2   activity@1   {early.run_id}  \n"
+        f"  2012-07-01     92.2  rank       2   activity@1   {early.run_id}\n"
         f"  2012-07-02     42.9  rank      12  *network@2    {net.run_id}  restated\n")
     # the figures are the runs' own
     shown = {(r, a): api.scores(session["store"], r, accounts=[a]).row(0, named=True)
@@ -210,10 +210,11 @@ def test_an_audit_error_is_one_line_on_stderr_with_exit_2(session):
 
 def test_debug_shows_the_traceback(session):
     proc = audit(session["store"], "--debug", "publish", "r_000000000000", "--period", "2012-07-03")
-    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("Traceback (most recent call last):\n")
     assert proc.stderr.endswith(
-        'audit.errors.NotFound: run "r_000000000000" not found; "audit runs" lists them\n')
+        'audit.errors.NotFound: run "r_000000000000" not found; "audit runs" lists them\n'
+        'error: run "r_000000000000" not found; "audit runs" lists them\n')
 
 
 def test_usage_errors_exit_2(session):

@@ -196,7 +196,7 @@ def test_algorithm_changed_marks_the_first_point_after_the_change(real, tmp_path
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0] == f"account {every_day}"
-    point = re.compile(r"  (\S+) +[0-9.]+  rank +[0-9,]+  ([ *])(\S+) +r_[0-9a-f]{12}  (restated)?")
+    point = re.compile(r"  (\S+) +[0-9.]+  rank +[0-9,]+  ([ *])(\S+) +r_[0-9a-f]{12}(?:  (restated))?")
     marks = [point.fullmatch(line).group(1, 2, 3, 4) for line in lines[1:]]
     assert marks == [(day, " ", "activity@1", None) for day in DAYS[:4]] + [
         ("2012-07-05", "*", "network@2", "restated"), ("2012-07-06", " ", "network@2", "restated"),

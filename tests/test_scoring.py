@@ -320,8 +320,6 @@ def small_store_with(tmp_path: Path, source: str) -> tuple[Path, str]:
     return store, algo.algorithm_id
 
 
-@pytest.mark.xfail(strict=True, reason="audit/verify.py recompute_algorithm lets the AuditError of an "
-                                       "unloadable stored source escape: verify crashes instead of reporting")
 def test_verify_reports_stored_source_that_no_longer_loads(tmp_path):
     store, algorithm_id = small_store_with(tmp_path, INDEGREE.read_text())
     tamper(store, "UPDATE algorithm SET source = 'this is not python' WHERE algorithm_id = ?", [algorithm_id])
@@ -512,3 +510,18 @@ def test_scores_of_many_accounts_rank_against_the_whole_run(algorithm, real):
     expected_top = full.sort(["score", "account_id"], descending=[True, False]).head(25)
     assert_frame_equal(top.select("account_id", "score", "raw", "rank"), expected_top, check_exact=True)
     assert api.scores(real.path, run_id, accounts=[]).height == 0
+
+
+def test_a_shipped_label_cannot_be_taken_by_other_source(tmp_path):
+    """Registering different source as activity@1 is refused, so the shipped label always means
+    the shipped module (even before its first use registers it)."""
+    from audit.algorithms import registry
+    src = registry.shipped_source("activity@1").replace('"ref_quantile": 0.99', '"ref_quantile": 0.5')
+    path = tmp_path / "mine.py"
+    path.write_text(src)
+    with pytest.raises(AuditError, match=r"activity@1 is a shipped version of audit; give your algorithm another NAME"):
+        api.register(tmp_path / "s.duckdb", path, now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert not (tmp_path / "s.duckdb").exists()
+    (tmp_path / "same.py").write_text(registry.shipped_source("activity@1"))
+    algo, new = api.register(tmp_path / "s.duckdb", tmp_path / "same.py", now=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert (algo.label, new) == ("activity@1", True)

@@ -246,7 +246,7 @@ def test_unique_prefix_resolves_and_unknown_is_named(small):
     assert str(exc.value) == 'snapshot "s_1; DROP TABLE log" not found; "audit snapshots" lists them'
     with pytest.raises(AuditError) as exc:
         api.get_snapshot(store, "s_")
-    assert str(exc.value) == (f'snapshot prefix "s_" is ambiguous ({", ".join(sorted(ids))}, ...); '
+    assert str(exc.value) == (f'snapshot prefix "s_" is ambiguous ({", ".join(sorted(ids)[:2])}, ...); '
                               "give more characters")
 
 

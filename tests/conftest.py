@@ -1,10 +1,19 @@
-"""Shared fixtures: the bundled real Higgs data in the algorithm input shape."""
+"""Shared fixtures: the bundled real Higgs data in the algorithm input shape, and one real
+store (the Higgs week, daily snapshots, both shipped algorithms) built once per session."""
 from __future__ import annotations
 
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+import duckdb
 
 import polars as pl
 import pytest
+
+from audit import api
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 # The real public datasets beside the checkout (../shared/data), wherever the checkout is.
@@ -42,3 +51,83 @@ def higgs_interactions() -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def empty_accounts() -> pl.DataFrame:
     return EMPTY_ACCOUNTS
+
+
+DAYS = [f"2012-07-0{d}" for d in range(1, 8)]
+ALGORITHMS = ("activity@1", "network@2")
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of a read-only query on a store file, instants in UTC."""
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        con.execute("SET TimeZone='UTC'")
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def read_frame(store: Path, sql: str, params: list | None = None) -> pl.DataFrame:
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.sql(sql, params=params).pl()
+    finally:
+        con.close()
+
+
+class Clock:
+    """A deterministic `now`: each call is one second after the previous one."""
+
+    def __init__(self, start: datetime) -> None:
+        self.at = start
+
+    def __call__(self) -> datetime:
+        now, self.at = self.at, self.at + timedelta(seconds=1)
+        return now
+
+
+@dataclass(frozen=True)
+class RealStore:
+    """The session store and the ids in it."""
+    path: Path
+    batch_id: str
+    snapshots: dict[str, str]               # day -> snapshot id
+    runs: dict[tuple[str, str], str]        # (day, algorithm) -> run id
+
+    def copy_to(self, folder: Path) -> Path:
+        """A private copy for a test that writes to the store or tampers with it."""
+        target = folder / "audit.duckdb"
+        shutil.copy(self.path, target)
+        wal = self.path.with_name(self.path.name + ".wal")
+        if wal.exists():
+            shutil.copy(wal, target.with_name(target.name + ".wal"))
+        return target
+
+
+def build_real_store(tmp_path_factory) -> RealStore:
+    """Build the real-data store once per session (every module asking for it gets the same one)."""
+    base = tmp_path_factory.getbasetemp() / "real-higgs-week"
+    ready = base / "ids.json"
+    if ready.exists():
+        ids = json.loads(ready.read_text())
+    else:
+        base.mkdir(exist_ok=True)
+        store, clock = base / "audit.duckdb", Clock(START)
+        batch = api.ingest(store, HIGGS, now=clock())
+        assert batch.rows == 563_069
+        ids = {"batch_id": batch.batch_id, "snapshots": {}, "runs": {}}
+        for day in DAYS:
+            snap = api.snapshot(store, as_of=day, window="7d", label=day, now=clock())
+            ids["snapshots"][day] = snap.snapshot_id
+            for algorithm in ALGORITHMS:
+                ids["runs"][f"{day} {algorithm}"] = api.score(store, snap.snapshot_id, algorithm,
+                                                              now=clock()).run_id
+        ready.write_text(json.dumps(ids))
+    return RealStore(path=base / "audit.duckdb", batch_id=ids["batch_id"], snapshots=ids["snapshots"],
+                     runs={tuple(k.split(" ")): v for k, v in ids["runs"].items()})
+
+
+@pytest.fixture(scope="session")
+def real(tmp_path_factory) -> RealStore:
+    return build_real_store(tmp_path_factory)

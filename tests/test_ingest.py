@@ -21,7 +21,7 @@ from polars.testing import assert_frame_equal
 from audit import api
 from audit.errors import ValidationError
 from audit.formats import detect_format
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, query
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / ".venv" / "bin" / "audit"
@@ -72,15 +72,6 @@ def stored_rows(store: Path, batch_id: str | None = None) -> pl.DataFrame:
     where = "" if batch_id is None else f"WHERE batch_id = '{batch_id}'"
     return query_frame(store, f"SELECT source, target, kind::VARCHAR AS kind, ts, weight, topic, event_id "
                               f"FROM interaction {where}").sort(pl.all())
-
-
-def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        con.execute("SET TimeZone='UTC'")
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def query_frame(store: Path, sql: str) -> pl.DataFrame:

@@ -13,7 +13,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import polars as pl
 import pytest
@@ -25,33 +24,14 @@ from audit.publications import HISTORY_SCHEMA
 from audit.store import connect
 from audit.verify import recompute_publication
 
-from test_scoring import AUDIT, DAYS, Clock, RealStore, build_real_store
+from conftest import DAYS, Clock, RealStore, query, read_frame
+from test_scoring import AUDIT
 
 ROUND_1 = datetime(2026, 2, 1, tzinfo=timezone.utc)       # activity@1 published
 BETWEEN = datetime(2026, 2, 15, tzinfo=timezone.utc)
 ROUND_2 = datetime(2026, 3, 1, tzinfo=timezone.utc)       # network@2 restates
 
 
-@pytest.fixture(scope="session")
-def real(tmp_path_factory) -> RealStore:
-    return build_real_store(tmp_path_factory)
-
-
-def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        con.execute("SET TimeZone='UTC'")
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-def read_frame(store: Path, sql: str, params: list | None = None) -> pl.DataFrame:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.sql(sql, params=params).pl()
-    finally:
-        con.close()
 
 
 def audit(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -14,9 +14,7 @@ import importlib.util
 import json
 import platform
 import re
-import shutil
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
@@ -34,89 +32,18 @@ from audit.snapshots import get as get_snapshot
 from audit.snapshots import load_inputs
 from audit.store import connect
 
+from conftest import DAYS, Clock, query, read_frame
+
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / ".venv" / "bin" / "audit"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 INDEGREE = ROOT / "tests" / "algorithms" / "indegree_v1.py"
-DAYS = [f"2012-07-0{d}" for d in range(1, 8)]
 ALGORITHMS = ("activity@1", "network@2")
 MODULES = {"activity@1": activity_v1, "network@2": network_v2}
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HIGGS_ACCOUNTS = 304_691
 
 
-class Clock:
-    """A deterministic `now`: each call is one second after the previous one."""
-
-    def __init__(self, start: datetime) -> None:
-        self.at = start
-
-    def __call__(self) -> datetime:
-        now, self.at = self.at, self.at + timedelta(seconds=1)
-        return now
-
-
-@dataclass(frozen=True)
-class RealStore:
-    """The session store and the ids in it."""
-    path: Path
-    batch_id: str
-    snapshots: dict[str, str]               # day -> snapshot id
-    runs: dict[tuple[str, str], str]        # (day, algorithm) -> run id
-
-    def copy_to(self, folder: Path) -> Path:
-        """A private copy for a test that writes to the store or tampers with it."""
-        target = folder / "audit.duckdb"
-        shutil.copy(self.path, target)
-        wal = self.path.with_name(self.path.name + ".wal")
-        if wal.exists():
-            shutil.copy(wal, target.with_name(target.name + ".wal"))
-        return target
-
-
-def build_real_store(tmp_path_factory) -> RealStore:
-    """Build the real-data store once per session (every module asking for it gets the same one)."""
-    base = tmp_path_factory.getbasetemp() / "real-higgs-week"
-    ready = base / "ids.json"
-    if ready.exists():
-        ids = json.loads(ready.read_text())
-    else:
-        base.mkdir(exist_ok=True)
-        store, clock = base / "audit.duckdb", Clock(START)
-        batch = api.ingest(store, HIGGS, now=clock())
-        assert batch.rows == 563_069
-        ids = {"batch_id": batch.batch_id, "snapshots": {}, "runs": {}}
-        for day in DAYS:
-            snap = api.snapshot(store, as_of=day, window="7d", label=day, now=clock())
-            ids["snapshots"][day] = snap.snapshot_id
-            for algorithm in ALGORITHMS:
-                ids["runs"][f"{day} {algorithm}"] = api.score(store, snap.snapshot_id, algorithm,
-                                                              now=clock()).run_id
-        ready.write_text(json.dumps(ids))
-    return RealStore(path=base / "audit.duckdb", batch_id=ids["batch_id"], snapshots=ids["snapshots"],
-                     runs={tuple(k.split(" ")): v for k, v in ids["runs"].items()})
-
-
-@pytest.fixture(scope="session")
-def real(tmp_path_factory) -> RealStore:
-    return build_real_store(tmp_path_factory)
-
-
-def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        con.execute("SET TimeZone='UTC'")
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
-def read_frame(store: Path, sql: str, params: list | None = None) -> pl.DataFrame:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        return con.sql(sql, params=params).pl()
-    finally:
-        con.close()
 
 
 def tamper(store: Path, sql: str, params: list | None = None) -> None:

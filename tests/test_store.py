@@ -18,6 +18,7 @@ from audit.errors import AuditError, NotFound, SchemaTooNew, StoreBusy
 from audit.schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
 from audit.store import GENESIS, entry_hash
 from audit.records import logged
+from conftest import query
 
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT = ROOT / ".venv" / "bin" / "audit"
@@ -37,15 +38,6 @@ def store_state(store: Path) -> tuple[str | None, str | None]:
     def digest(p: Path) -> str | None:
         return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
     return digest(store), digest(store.with_name(store.name + ".wal"))
-
-
-def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(store), read_only=True)
-    try:
-        con.execute("SET TimeZone='UTC'")
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def tamper(store: Path, sql: str, params: list | None = None) -> None:

@@ -56,11 +56,13 @@ def _column_bytes(h: "hashlib._Hash", col: pl.Series) -> None:
         _column_bytes(h, col.cast(pl.String))
 
 
-def frame_digest(df: pl.DataFrame) -> str:
-    """sha256 over a frame's column names, types and values, in row order (sort first)."""
+def frame_digest(df: pl.DataFrame, order: pl.Series | None = None) -> str:
+    """sha256 over a frame's column names, types and values, in row order, or in the order of
+    the row positions `order` (gathered column by column)."""
     h = hashlib.sha256()
     for name in df.columns:
-        _column_bytes(h, df[name].rechunk())
+        col = df[name] if order is None else df[name].gather(order)
+        _column_bytes(h, col.rechunk())
     return h.hexdigest()
 
 

@@ -2,6 +2,7 @@
 rejected file leaves the store byte for byte as it was."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -86,6 +87,8 @@ def prepare(path: str | Path, fmt: str, kind: str | None, now: datetime, step: S
     validation = validate(parsed, now)
     step("hashing")
     rows = normalised(parsed)
+    # The raw text columns were only needed for the messages: let them go before hashing.
+    parsed = dataclasses.replace(parsed, frame=parsed.frame.clear())
     return Prepared(parsed, rows, rows_digest(rows, parsed.batch_kind), file_sha256(path), validation)
 
 

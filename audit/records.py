@@ -18,7 +18,10 @@ ACCOUNT_KEY = ["account_id", "handle", "followers", "following", "created_at"]
 def rows_digest(rows: pl.DataFrame, batch_kind: str) -> str:
     """Digest of a batch's rows in canonical order (identical rows are kept and counted)."""
     key = INTERACTION_KEY if batch_kind == "interactions" else ACCOUNT_KEY
-    return frame_digest(rows.select(key).sort(key, nulls_last=True, maintain_order=True))
+    # The sort order as row positions; frame_digest then gathers one column at a time, so a
+    # sorted copy of the whole batch never exists at once.
+    order = rows.select(pl.arg_sort_by(key, nulls_last=True, maintain_order=True)).to_series()
+    return frame_digest(rows.select(key), order)
 
 
 def as_utc(at: datetime) -> datetime:

@@ -6,6 +6,7 @@ for it. The result kept with the batch is plain sorted JSON with no run ids or c
 from __future__ import annotations
 
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,6 +119,11 @@ def _run_gx(frame: pl.DataFrame, checks: list[Check]) -> list[dict[str, Any]]:
         out.append({"expectation": check.expectation, "column": check.column, "describe": check.describe,
                     "success": bool(r.success), "unexpected": int(r.result.get("unexpected_count") or 0),
                     "index": idx[:EXAMPLES]})
+    # The context keeps its batch (a pandas copy of the checked columns) alive: drop it now,
+    # not when the process ends, since the next steps need that memory.
+    context.data_sources.delete("input")
+    del batch, asset, context, result, by_key
+    gc.collect()
     return out
 
 

@@ -290,7 +290,7 @@ def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], account
         audit scores r_1a2b --top 10
         audit scores r_1a2b --account 88 --account 14454
     """
-    wanted = list(accounts) + ([l.strip() for l in accounts_file if l.strip()] if accounts_file else [])
+    wanted = _account_ids(accounts, accounts_file)
     df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
     missing = sorted(set(wanted) - set(df["account_id"].to_list()))
     if as_json:
@@ -299,6 +299,11 @@ def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], account
         click.echo(df_text(df))
     for m in missing:
         click.echo(f"warning: account {m!r} is not in this run", err=True)
+
+
+def _account_ids(accounts: tuple[str, ...], accounts_file) -> list[str]:
+    """Accounts given as arguments or options, then those of --accounts-file (one per line)."""
+    return list(accounts) + ([line.strip() for line in accounts_file if line.strip()] if accounts_file else [])
 
 
 def df_text(df: pl.DataFrame) -> str:
@@ -389,7 +394,7 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
         audit history 88 14454 --restated
         audit history --accounts-file ids.txt --json
     """
-    wanted = list(accounts) + ([l.strip() for l in accounts_file if l.strip()] if accounts_file else [])
+    wanted = _account_ids(accounts, accounts_file)
     if not wanted:
         raise click.UsageError("give at least one ACCOUNT or --accounts-file")
     df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)

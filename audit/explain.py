@@ -32,6 +32,7 @@ from .errors import AuditError
 
 PARTS = ("own_activity", "population", "algorithm")
 MAX_REASONS = 4
+SHOWN = 0.05          # a reason worth less would read "+0.0 points": it is left out
 
 
 @dataclass(frozen=True)
@@ -215,28 +216,44 @@ def _item_text(reasons: dict[str, str], code: str, fields: dict[str, Any], fallb
         return fallback
 
 
+def reason_stem(codes: dict[str, str], code: str, item: ComponentChange) -> str:
+    """What a reason says about an own-activity item, without its points."""
+    fields = {"before": item.before, "after": item.after, "points": 0.0, "engager": "", "engager_score": 0.0}
+    return _item_text(codes, code, fields, f"{item.label} changed from {item.before:,.2f} to {item.after:,.2f}")
+
+
 def reasons_for(items: list[ComponentChange], algorithm_points: float, candidate_reasons: dict[str, str],
                 reason_lists: dict[str, dict[str, str]]) -> tuple[Reason, ...]:
     """At most four reasons, ranked by absolute points (ties by code), from the versions' code lists."""
     out: list[Reason] = []
     population = sum(i.points for i in items if i.part == "population")
+    # Own-activity items that say the same thing (two versions both counting "mentions received
+    # rose from 20 to 28", each at half weight in a Shapley split) become one reason with their
+    # points added up.
+    said: dict[str, tuple[str, dict[str, str], ComponentChange, float]] = {}
     for i in items:
-        if i.part != "own_activity" or abs(i.points) < 0.005:
+        if i.part != "own_activity":
             continue
         way = "ROSE" if (i.after > i.before if i.after != i.before else i.points > 0) else "FELL"
         code = f"{i.code}_{way}"
-        fields = {"before": i.before, "after": i.after, "points": i.points, "engager": "", "engager_score": 0.0}
-        fallback = f"{i.label} changed from {i.before:,.2f} to {i.after:,.2f}: {i.points:+.1f} points"
-        out.append(Reason(code, _item_text(reason_lists.get(i.algorithm, {}), code, fields, fallback),
-                          i.points, "own_activity"))
-    if abs(population) >= 0.005:
+        stem = reason_stem(reason_lists.get(i.algorithm, {}), code, i)
+        first = said.get(stem)
+        said[stem] = (code, reason_lists.get(i.algorithm, {}), i, i.points) if first is None \
+            else (first[0], first[1], first[2], first[3] + i.points)
+    for code, codes, i, points in said.values():
+        if abs(points) < SHOWN:
+            continue
+        fields = {"before": i.before, "after": i.after, "points": points, "engager": "", "engager_score": 0.0}
+        fallback = f"{i.label} changed from {i.before:,.2f} to {i.after:,.2f}: {points:+.1f} points"
+        out.append(Reason(code, _item_text(codes, code, fields, fallback), points, "own_activity"))
+    if abs(population) >= SHOWN:
         code = "POPULATION_ROSE" if population < 0 else "POPULATION_FELL"
         fields = {"before": 0.0, "after": 0.0, "points": population, "engager": "", "engager_score": 0.0}
         # the candidate version's wording, like ALGORITHM_CHANGED (not whichever item came first)
         out.append(Reason(code, _item_text(candidate_reasons, code, fields,
                                            f"Everyone else's activity changed: {population:+.1f} points"),
                           population, "population"))
-    if abs(algorithm_points) >= 0.005:
+    if abs(algorithm_points) >= SHOWN:
         fields = {"before": 0.0, "after": 0.0, "points": algorithm_points, "engager": "", "engager_score": 0.0}
         out.append(Reason("ALGORITHM_CHANGED", _item_text(candidate_reasons, "ALGORITHM_CHANGED", fields,
                                                           f"The algorithm changed: {algorithm_points:+.1f} points"),

@@ -24,7 +24,7 @@ from polars.testing import assert_frame_equal
 from audit import api, cli, present
 from audit.algorithms import activity_v1, network_v2
 from audit.errors import AuditError, NotFound
-from audit.explain import MAX_REASONS, Explanation
+from audit.explain import MAX_REASONS, SHOWN, Explanation
 
 HIGGS = Path(__file__).resolve().parent.parent / "data" / "higgs-activity_time.txt.gz"
 DAYS = [date(2012, 7, d) for d in range(1, 8)]
@@ -272,14 +272,27 @@ def assert_reasons(store: Path, e: Explanation) -> None:
     stored versions' lists, texts with the formatted points."""
     lists = {a.label: a.reasons for a in api.algorithms(store)}
     rs = e.reasons
+    own = [c for c in e.components if c.part == "own_activity"]
+
+    def code_of(c):
+        return f"{c.code}_{'ROSE' if c.after > c.before else 'FELL'}"
+
+    def stem(c):
+        return lists[c.algorithm][code_of(c)].format(before=c.before, after=c.after, points=0.0,
+                                                    engager="", engager_score=0.0)
+
+    def stem_of(r):
+        return r.text.replace(f"{r.points:+.1f} points", f"{0.0:+.1f} points")
     assert 1 <= len(rs) <= MAX_REASONS
     assert [(r.code, r.points) for r in rs] == sorted(((r.code, r.points) for r in rs),
                                                       key=lambda x: (-abs(x[1]), x[0]))
     for r in rs:
         assert f"{r.points:+.1f} points" in r.text
         if r.part == "own_activity":
-            [item] = [c for c in e.components if c.part == "own_activity" and c.points == r.points
-                      and r.code in (f"{c.code}_ROSE", f"{c.code}_FELL")]
+            # the own items that say the same thing (one per version in a Shapley split)
+            group = [c for c in own if stem(c) == stem_of(r)]
+            assert group and close(sum(c.points for c in group), r.points)
+            item = group[0]
             assert r.code in lists[item.algorithm]
             assert r.code.endswith("_ROSE") == (item.after > item.before)
         elif r.part == "population":
@@ -296,8 +309,11 @@ def assert_reasons(store: Path, e: Explanation) -> None:
                     after=item.after if r.part == "own_activity" else 0.0,
                     points=r.points, engager="", engager_score=0.0)
     # and they are the largest of every item that may become a reason
-    candidates = [(f"{c.code}_{'ROSE' if c.after > c.before else 'FELL'}", c.points)
-                  for c in e.components if c.part == "own_activity" and abs(c.points) >= 0.005]
+    merged: dict[str, tuple[str, float]] = {}
+    for c in own:
+        code, points = merged.get(stem(c), (code_of(c), 0.0))
+        merged[stem(c)] = (code, points + c.points)
+    candidates = [(code, points) for code, points in merged.values() if abs(points) >= SHOWN]
     candidates += [(r.code, r.points) for r in rs if r.part != "own_activity"]
     top = sorted(candidates, key=lambda x: (-abs(x[1]), x[0]))[:MAX_REASONS]
     assert [(r.code, r.points) for r in rs] == top

@@ -213,8 +213,9 @@ def _run_info(con, run: Run) -> RunInfo:
     from .compare import RunInfo
     algo = registry.get(con, run.algorithm_id)
     assert algo is not None
+    snap = snaps.get(con, run.snapshot_id)
     return RunInfo(run_id=run.run_id, snapshot_id=run.snapshot_id, algorithm=algo.label,
-                   params=algo.params, source=algo.source)
+                   params=algo.params, source=algo.source, snapshot_label=snap.label if snap else None)
 
 
 def compare_open(con, baseline: str, candidate: str, *, top: int = 20,

@@ -47,6 +47,7 @@ class RunInfo:
     algorithm: str              # "name@version"
     params: Mapping[str, Any]
     source: str                 # full module source text
+    snapshot_label: str | None = None
 
 
 @dataclass(frozen=True)

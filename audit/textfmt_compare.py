@@ -36,7 +36,8 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
 
 
 def _run(info: RunInfo) -> dict[str, Any]:
-    return {"run_id": info.run_id, "snapshot_id": info.snapshot_id, "algorithm": info.algorithm,
+    return {"run_id": info.run_id, "snapshot_id": info.snapshot_id, "snapshot_label": info.snapshot_label,
+            "algorithm": info.algorithm,
             "params": _plain(dict(info.params))}
 
 
@@ -104,11 +105,15 @@ def _movers(title: str, frame: pl.DataFrame) -> list[str]:
 SOURCE_LINES = 12
 
 
+def _snapshot(info: RunInfo) -> str:
+    return f"{info.snapshot_label} ({info.snapshot_id})" if info.snapshot_label else info.snapshot_id
+
+
 def format_comparison(c: Comparison) -> str:
     """A plain-text report of the Comparison, for the terminal (no trailing newline)."""
     b, k, d, cov = c.baseline, c.candidate, c.deltas, c.coverage
-    out = [f"baseline  {b.run_id}  {b.algorithm} on {b.snapshot_id}",
-           f"candidate {k.run_id}  {k.algorithm} on {k.snapshot_id}",
+    out = [f"baseline  {b.run_id}  {b.algorithm} on {_snapshot(b)}",
+           f"candidate {k.run_id}  {k.algorithm} on {_snapshot(k)}",
            "",
            f"accounts: {cov.both:,} in both, {cov.only_baseline:,} only in baseline, "
            f"{cov.only_candidate:,} only in candidate; {d.changed:,} scores changed",

@@ -54,6 +54,7 @@ class Side:
     run_id: str
     snapshot_id: str
     algorithm: str
+    snapshot_label: str | None
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,9 @@ def comparison_view(c: Comparison, movers: int = 20) -> ComparisonView:
                *(Measure(say("Top ", (k, "count"), " overlap"), v, "pct") for k, v in sorted(c.top_k_overlap.items())))
     segments, payers = _segments(c.segments)
     return ComparisonView(
-        baseline=Side(c.baseline.run_id, c.baseline.snapshot_id, c.baseline.algorithm),
-        candidate=Side(c.candidate.run_id, c.candidate.snapshot_id, c.candidate.algorithm),
+        baseline=Side(c.baseline.run_id, c.baseline.snapshot_id, c.baseline.algorithm, c.baseline.snapshot_label),
+        candidate=Side(c.candidate.run_id, c.candidate.snapshot_id, c.candidate.algorithm,
+                       c.candidate.snapshot_label),
         coverage=c.coverage, deltas=d, movement=movement,
         agreement=tuple(AgreementRow(SCOPE_LABELS.get(a.scope, a.scope), a.accounts, a.spearman, a.kendall_tau_b)
                         for a in c.agreement),

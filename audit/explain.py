@@ -200,9 +200,11 @@ def split_data(module: types.ModuleType, label: str, params: dict, components: t
                                        norm_effect))
     own = factor * own_raw
     if engagers.height and engagers["own"].null_count() < engagers.height:
-        engagers = engagers.with_columns((factor * (pl.col("c2") - pl.col("c1"))).alias("points"))
+        engagers = engagers.with_columns((factor * (pl.col("c2") - pl.col("c1"))).alias("points"),
+                                         (factor * pl.col("pop")).alias("pop_points"))
     elif engagers.height:
-        engagers = engagers.with_columns(pl.lit(None, pl.Float64).alias("points"))
+        engagers = engagers.with_columns(pl.lit(None, pl.Float64).alias("points"),
+                                         pl.lit(None, pl.Float64).alias("pop_points"))
     return DataSplit(own, total - own, changes, engagers)
 
 
@@ -222,11 +224,36 @@ def reason_stem(codes: dict[str, str], code: str, item: ComponentChange) -> str:
     return _item_text(codes, code, fields, f"{item.label} changed from {item.before:,.2f} to {item.after:,.2f}")
 
 
+def engager_changes(engagers: pl.DataFrame) -> pl.DataFrame:
+    """The engagers whose own standing moved the account's score most (the everyone-else part of
+    their contributions: they rose or fell, or engaged more or less widely), at most MAX_REASONS."""
+    if not engagers.height or engagers["pop_points"].null_count() == engagers.height:
+        return pl.DataFrame(schema={"algorithm": pl.String, "engager": pl.String, "points": pl.Float64,
+                                    "engager_score": pl.Float64})
+    return (engagers.group_by("algorithm", "engager", maintain_order=True)
+            .agg(pl.col("pop_points").sum().alias("points"),
+                 pl.coalesce("engager_score2", "engager_score1").first().alias("engager_score"))
+            .filter(pl.col("points").abs() >= SHOWN)
+            .sort([pl.col("points").abs(), "engager", "algorithm"], descending=[True, False, False])
+            .head(MAX_REASONS))
+
+
 def reasons_for(items: list[ComponentChange], algorithm_points: float, candidate_reasons: dict[str, str],
-                reason_lists: dict[str, dict[str, str]]) -> tuple[Reason, ...]:
-    """At most four reasons, ranked by absolute points (ties by code), from the versions' code lists."""
+                reason_lists: dict[str, dict[str, str]], engagers: pl.DataFrame | None = None) -> tuple[Reason, ...]:
+    """At most four reasons, ranked by absolute points (ties by code), from the versions' code lists.
+
+    Everyone else's part is named by the engagers who moved it most (ENGAGER_ROSE / _FELL), and
+    the rest of it as one POPULATION reason, so the reasons never count a point twice."""
     out: list[Reason] = []
     population = sum(i.points for i in items if i.part == "population")
+    for r in (engagers if engagers is not None else pl.DataFrame()).iter_rows(named=True):
+        code = "ENGAGER_ROSE" if r["points"] > 0 else "ENGAGER_FELL"
+        fields = {"before": 0.0, "after": 0.0, "points": r["points"], "engager": r["engager"],
+                  "engager_score": r["engager_score"] if r["engager_score"] is not None else 0.0}
+        out.append(Reason(code, _item_text(reason_lists.get(r["algorithm"], {}), code, fields,
+                                           f"{r['engager']} changed: {r['points']:+.1f} points"),
+                          r["points"], "population"))
+        population -= r["points"]
     # Own-activity items that say the same thing (two versions both counting "mentions received
     # rose from 20 to 28", each at half weight in a Shapley split) become one reason with their
     # points added up.
@@ -275,7 +302,7 @@ def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[
         population = total - own       # exact: no algorithm part
     items = [dataclasses.replace(c, raw_delta=w * c.raw_delta, points=w * c.points)
              for w, s in splits for c in s.components]
-    engagers = pl.concat([s.engagers.with_columns(pl.lit(label).alias("algorithm"), pl.col("points") * w)
+    engagers = pl.concat([s.engagers.with_columns(pl.lit(label).alias("algorithm"), pl.col("points", "pop_points") * w)
                           for (w, s), label in zip(splits, labels) if s.engagers.height], how="diagonal_relaxed") \
         if any(s.engagers.height for _, s in splits) else pl.DataFrame()
     if engagers.height:
@@ -284,7 +311,7 @@ def combine(account: str, baseline: RunPoint, candidate: RunPoint, splits: list[
         engagers = engagers.with_columns(order.alias("_o")).sort(
             ["_o", "n2", "engager", "kind", "algorithm"], descending=[True, True, False, False, False]).drop("_o")
     parts = {"own_activity": own, "population": population, "algorithm": algorithm}
-    reasons = reasons_for(items, algorithm, candidate_reasons, reason_lists)
+    reasons = reasons_for(items, algorithm, candidate_reasons, reason_lists, engager_changes(engagers))
     return Explanation(account, baseline, candidate, total, parts, tuple(items), engagers, reasons,
                        counterfactual_runs, method)
 

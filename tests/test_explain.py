@@ -273,6 +273,16 @@ def assert_reasons(store: Path, e: Explanation) -> None:
     lists = {a.label: a.reasons for a in api.algorithms(store)}
     rs = e.reasons
     own = [c for c in e.components if c.part == "own_activity"]
+    # the engagers named for everyone else's part: their standing's points, the largest few
+    named = (e.engagers.filter(pl.col("pop_points").is_not_null())
+             .group_by("algorithm", "engager", maintain_order=True)
+             .agg(pl.col("pop_points").sum().alias("points"),
+                  pl.coalesce("engager_score2", "engager_score1").first().alias("engager_score"))
+             .filter(pl.col("points").abs() >= SHOWN)
+             .sort([pl.col("points").abs(), "engager", "algorithm"], descending=[True, False, False])
+             .head(MAX_REASONS)) if e.engagers.height and "pop_points" in e.engagers.columns else \
+        pl.DataFrame(schema={"algorithm": pl.String, "engager": pl.String, "points": pl.Float64,
+                             "engager_score": pl.Float64})
 
     def code_of(c):
         return f"{c.code}_{'ROSE' if c.after > c.before else 'FELL'}"
@@ -295,9 +305,18 @@ def assert_reasons(store: Path, e: Explanation) -> None:
             item = group[0]
             assert r.code in lists[item.algorithm]
             assert r.code.endswith("_ROSE") == (item.after > item.before)
+        elif r.part == "population" and r.code.startswith("ENGAGER_"):
+            # an engager's everyone-else share: its standing, summed over its kinds
+            [row] = [x for x in named.iter_rows(named=True) if r.text.startswith(f"{x['engager']} (")]
+            assert r.points == row["points"] and r.code == ("ENGAGER_ROSE" if r.points > 0 else "ENGAGER_FELL")
+            assert r.text == lists[row["algorithm"]][r.code].format(
+                before=0.0, after=0.0, points=r.points, engager=row["engager"], engager_score=row["engager_score"])
+            continue
         elif r.part == "population":
-            assert close(r.points, e.parts["population"])
-            assert close(r.points, sum(c.points for c in e.components if c.part == "population"))
+            # what the named engagers do not account for
+            assert close(r.points, e.parts["population"] - named["points"].sum())
+            assert close(r.points, sum(c.points for c in e.components if c.part == "population")
+                         - named["points"].sum())
             assert r.code == ("POPULATION_ROSE" if r.points < 0 else "POPULATION_FELL")
             assert r.code in lists[e.baseline.algorithm] and r.code in lists[e.candidate.algorithm]
         else:
@@ -314,7 +333,8 @@ def assert_reasons(store: Path, e: Explanation) -> None:
         code, points = merged.get(stem(c), (code_of(c), 0.0))
         merged[stem(c)] = (code, points + c.points)
     candidates = [(code, points) for code, points in merged.values() if abs(points) >= SHOWN]
-    candidates += [(r.code, r.points) for r in rs if r.part != "own_activity"]
+    candidates += [("ENGAGER_ROSE" if p > 0 else "ENGAGER_FELL", p) for p in named["points"]]
+    candidates += [(r.code, r.points) for r in rs if r.part == "algorithm" or r.code.startswith("POPULATION_")]
     top = sorted(candidates, key=lambda x: (-abs(x[1]), x[0]))[:MAX_REASONS]
     assert [(r.code, r.points) for r in rs] == top
 

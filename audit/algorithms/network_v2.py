@@ -97,8 +97,10 @@ REASONS = {
        for k in KINDS for way in ("rose", "fell")},
     "ENGAGER_STARTED": "{engager} (score {engager_score:.0f}) started engaging: {points:+.1f} points",
     "ENGAGER_STOPPED": "{engager} (score {engager_score:.0f}) stopped engaging: {points:+.1f} points",
-    "ENGAGER_ROSE": "{engager} (score {engager_score:.0f}) engaged more, or gained score: {points:+.1f} points",
-    "ENGAGER_FELL": "{engager} (score {engager_score:.0f}) engaged less, or lost score: {points:+.1f} points",
+    "ENGAGER_ROSE": ("{engager} (score {engager_score:.0f}) passes on more: its own score rose or it engaged "
+                     "fewer accounts: {points:+.1f} points"),
+    "ENGAGER_FELL": ("{engager} (score {engager_score:.0f}) passes on less: its own score fell or it engaged "
+                     "more accounts: {points:+.1f} points"),
     "POPULATION_ROSE": ("Other accounts gained rank or joined, so the same engagement is worth "
                         "fewer points: {points:+.1f} points"),
     "POPULATION_FELL": ("Other accounts lost rank or left, so the same engagement is worth "

@@ -113,10 +113,6 @@ def get_algorithm(store: str | Path, ref: str) -> Algorithm:
         return registry.resolve(con, ref, None)
 
 
-def _snapshot_hash(con, snapshot_id: str) -> str:
-    return con.execute("SELECT content_hash FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
-
-
 def score(store: str | Path, snapshot: str, algorithm: str, *, now: datetime,
           counterfactual: bool = False) -> Run:
     """Score SNAPSHOT with ALGORITHM (name@version) and store the run; an existing run is returned."""
@@ -124,7 +120,7 @@ def score(store: str | Path, snapshot: str, algorithm: str, *, now: datetime,
         snap = snaps.get(con, resolve(con, "snapshot", snapshot, what="snapshot", listing="audit snapshots"))
         assert snap is not None
         algo = registry.resolve(con, algorithm, now)
-        return scoring.score_snapshot(con, snap, _snapshot_hash(con, snap.snapshot_id), algo, now,
+        return scoring.score_snapshot(con, snap, algo, now,
                                       counterfactual=counterfactual)
 
 
@@ -206,7 +202,7 @@ def explain(store: str | Path, account: str, *, from_run: str, to_run: str, now:
             explainer.compute_counterfactuals(con, missing, now, step)
     with connect(store) as con:
         step(f"explaining {account}")
-        return explainer.explain_runs(con, account, r1, r2, ())
+        return explainer.explain_runs(con, account, r1, r2)
 
 
 def _run_info(con, run: Run) -> RunInfo:
@@ -227,7 +223,7 @@ def compare_open(con, baseline: str, candidate: str, *, top: int = 20,
     assert snap is not None
     features = snaps.features(con, snap)
     try:
-        return compare_runs(explainer._scores(con, b.run_id), explainer._scores(con, c.run_id),
+        return compare_runs(scoring.run_scores(con, b.run_id), scoring.run_scores(con, c.run_id),
                             features=features, baseline_info=_run_info(con, b), candidate_info=_run_info(con, c),
                             top=top, segments=segments)
     except ValueError as exc:

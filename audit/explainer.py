@@ -34,16 +34,7 @@ def compute_counterfactuals(con: duckdb.DuckDBPyConnection, pairs: list[tuple[st
         algo = registry.get(con, algorithm_id)
         assert snap is not None and algo is not None
         step(f"counterfactual run: {algo.label} on {snapshot_id}")
-        content = con.execute("SELECT content_hash FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()[0][0]
-        scoring.score_snapshot(con, snap, content, algo, now, counterfactual=True)
-
-
-def _scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
-    """account_id, raw, score of a run (of the given accounts only, when given), in account order."""
-    if accounts is None:
-        return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
-    return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = $run AND account_id IN "
-                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
+        scoring.score_snapshot(con, snap, algo, now, counterfactual=True)
 
 
 def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str) -> RunPoint | None:
@@ -81,8 +72,7 @@ def check_present(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run
     check_account(account, present)
 
 
-def explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
-                 counterfactual_runs: tuple[str, ...]) -> Explanation:
+def explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
     """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""
     snap1, snap2 = snapshots.get(con, r1.snapshot_id), snapshots.get(con, r2.snapshot_id)
     a1, a2 = registry.get(con, r1.algorithm_id), registry.get(con, r2.algorithm_id)
@@ -99,14 +89,15 @@ def explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
         rows = inputs[snap.snapshot_id]
         norm = scoring.stored_normalisation(con, run.run_id)
         if norm is None and hasattr(module, "normalisation"):     # a run stored without it
-            norm = module.normalisation(_scores(con, run.run_id), algo.params)
-        return Side(_scores(con, run.run_id, ids), _components(con, run.run_id, algo, account), rows, norm)
+            norm = module.normalisation(scoring.run_scores(con, run.run_id), algo.params)
+        return Side(scoring.run_scores(con, run.run_id, ids), _components(con, run.run_id, algo, account), rows, norm)
 
     def data_split(algo: Algorithm, before: Run, after: Run):
         module = registry.verified_module(algo)
         return split_data(module, algo.label, algo.params, algo.components, account,
                           side(before, snap1, algo, module), side(after, snap2, algo, module))
 
+    counterfactual_runs: tuple[str, ...] = ()
     if r1.snapshot_id == r2.snapshot_id:
         splits, labels, method = [], [], "same snapshot: the whole change is the algorithm"
     elif r1.algorithm_id == r2.algorithm_id:

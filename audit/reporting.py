@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from . import api, explainer, scoring
+from . import api, scoring
 from .algorithms import registry
 from .algorithms.registry import Algorithm
 from .compare import Comparison
@@ -142,7 +142,7 @@ def transparency(store: str | Path, releases: list[str] | None = None, *, rerun_
                          [algo.algorithm_id])
             run = scoring.get(con, pubs["run_id"][-1])
             assert run is not None
-            scores = explainer._scores(con, run.run_id)["score"].to_numpy()
+            scores = scoring.run_scores(con, run.run_id)["score"].to_numpy()
             comparison = None
             if previous is not None:
                 base = scoring.find(con, run.snapshot_id, previous.algorithm_id)

@@ -161,12 +161,14 @@ def list_all(con: duckdb.DuckDBPyConnection) -> list[Run]:
     return [_row(r) for r in rows]
 
 
-def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash: str, algorithm: Algorithm,
+def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm,
                    now: datetime, *, counterfactual: bool = False) -> Run:
     """Score and store, inside the caller's transaction; an existing run is returned as it is."""
     existing = find(con, snap.snapshot_id, algorithm.algorithm_id)
     if existing is not None:
         return existing
+    snapshot_hash = con.execute("SELECT content_hash FROM snapshot WHERE snapshot_id = ?",
+                                [snap.snapshot_id]).fetchall()[0][0]
     run_id = run_id_for(snapshot_hash, algorithm.content_hash)
     t0 = time.perf_counter()
     stored, norm = compute(con, snap, algorithm)
@@ -190,6 +192,14 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, snapshot_hash
     run = get(con, run_id)
     assert run is not None
     return Run(**{**run.__dict__, "new": True})
+
+
+def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
+    """account_id, raw, score of a run (of the given accounts only, when given), in account order."""
+    if accounts is None:
+        return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
+    return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = $run AND account_id IN "
+                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
 
 
 def stored_scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:

@@ -113,10 +113,11 @@ def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _
         except AuditError as exc:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id, "problem": f"re-run failed: {exc}"})
             continue
-        if norm != scoring.stored_normalisation(con, run.run_id):
+        stored_norm = scoring.stored_normalisation(con, run.run_id)
+        if norm != stored_norm:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
                              "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives normalisation "
-                                        f"{norm}, stored {scoring.stored_normalisation(con, run.run_id)}"})
+                                        f"{norm}, stored {stored_norm}"})
         if fresh != run.result_hash:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
                              "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives result "

@@ -1,17 +1,16 @@
-"""The command line: each command parses, calls one api function, prints. Errors are turned
-into messages in one place (`main`)."""
+"""The command line: each command parses, calls one facade function, and prints what the
+presentation layer makes of the result. Errors become messages in one place (`main`)."""
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 import time
+import traceback
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
-import polars as pl
 
 from . import api, present
 from .errors import AuditError
@@ -21,8 +20,21 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, sort_keys=True, indent=2, default=str))
+def emit_json(doc: Any) -> None:
+    click.echo(present.dumps(doc))
+
+
+def emit_text(text: str, *, err: bool = False) -> None:
+    if text:
+        click.echo(text, err=err)
+
+
+def emit(result_json: Any, result_text: str, as_json: bool) -> None:
+    """Print a result: its JSON document with --json, else its text."""
+    if as_json:
+        emit_json(result_json)
+    else:
+        emit_text(result_text)
 
 
 class Steps:
@@ -92,20 +104,9 @@ def ingest(ctx: click.Context, path: str, fmt: str, kind: str | None, as_json: b
     progress = steps()
     result = api.ingest(store_of(ctx), path, now=_now(), fmt=fmt, kind=kind, step=progress)
     progress.done()
-    if as_json:
-        emit_json({"batch_id": result.batch_id, "rows": result.rows, "accounts": result.accounts,
-                   "new": result.new, "format": result.format, "kind": result.batch_kind,
-                   "warnings": result.warnings, "duplicates_of_stored": result.duplicates_of_stored})
-        return
-    what = "interactions" if result.batch_kind == "interactions" else "accounts"
-    if not result.new:
-        click.echo(f"already stored as batch {result.batch_id}: nothing new "
-                   f"({result.rows:,} {what} from {result.path})")
-        return
-    among = f" among {result.accounts:,} accounts" if result.batch_kind == "interactions" else ""
-    click.echo(f"stored batch {result.batch_id} ({result.format}): {result.rows:,} {what}{among}")
-    for w in result.warnings:
-        click.echo(f"warning: {w['text']}", err=True)
+    emit(present.ingest_json(result), present.ingest_text(result), as_json)
+    if not as_json and result.new:
+        emit_text("\n".join(present.ingest_warnings(result)), err=True)
 
 
 @cli.command()
@@ -123,28 +124,7 @@ def snapshot(ctx: click.Context, as_of: str, window: str | None, label: str | No
         audit snapshot --as-of 2012-07-04 --window 7d --label 2012-07-04
     """
     snap = api.snapshot(store_of(ctx), as_of=as_of, window=window, label=label, now=_now())
-    if as_json:
-        emit_json(_snapshot_json(snap) | {"new": snap.new})
-        return
-    verb = "created" if snap.new else "already exists:"
-    click.echo(f"{verb} snapshot {snap.snapshot_id} as of {snap.as_of.isoformat()}"
-               f"{' (' + _window(snap.window_seconds) + ' window)' if snap.window_seconds else ''}: "
-               f"{snap.interactions:,} interactions, {snap.accounts:,} accounts")
-
-
-def _window(seconds: int | None) -> str:
-    if seconds is None:
-        return "all"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _snapshot_json(s: api.Snapshot) -> dict:
-    return {"snapshot_id": s.snapshot_id, "label": s.label, "as_of": s.as_of.isoformat(),
-            "window": _window(s.window_seconds), "batches": list(s.batch_ids),
-            "interactions": s.interactions, "accounts": s.accounts}
+    emit(present.snapshot_created_json(snap), present.snapshot_text(snap), as_json)
 
 
 @cli.command("snapshots")
@@ -158,16 +138,7 @@ def list_snapshots(ctx: click.Context, as_json: bool) -> None:
         audit snapshots --json
     """
     items = api.snapshots(store_of(ctx))
-    if as_json:
-        emit_json([_snapshot_json(s) for s in items])
-        return
-    if not items:
-        click.echo('no snapshots yet; "audit snapshot --as-of DATE" creates one')
-        return
-    click.echo(f"{'snapshot':<15} {'as of':<26} {'window':>6} {'interactions':>12} {'accounts':>9}  label")
-    for s in items:
-        click.echo(f"{s.snapshot_id:<15} {s.as_of.isoformat():<26} {_window(s.window_seconds):>6} "
-                   f"{s.interactions:>12,} {s.accounts:>9,}  {s.label or ''}")
+    emit(present.snapshots_json(items), present.snapshots_text(items), as_json)
 
 
 @cli.command()
@@ -184,16 +155,7 @@ def register(ctx: click.Context, path: str, as_json: bool) -> None:
         audit register my_algorithm.py
     """
     algo, new = api.register(store_of(ctx), path, now=_now())
-    if as_json:
-        emit_json({"algorithm_id": algo.algorithm_id, "name": algo.name, "version": algo.version, "new": new})
-        return
-    click.echo(f"{'registered' if new else 'already registered:'} {algo.label} as {algo.algorithm_id}")
-
-
-def _algorithm_json(a: api.Algorithm) -> dict:
-    return {"algorithm_id": a.algorithm_id, "name": a.name, "version": a.version, "params": a.params,
-            "description": a.description, "changelog": a.changelog,
-            "components": [c for c, _ in a.components], "source_sha256": a.source_sha256}
+    emit(present.registered_json(algo, new), present.registered_text(algo, new), as_json)
 
 
 @cli.command("algorithms")
@@ -209,14 +171,7 @@ def list_algorithms(ctx: click.Context, as_json: bool) -> None:
         audit algorithms --json
     """
     items = api.algorithms(store_of(ctx))
-    if as_json:
-        emit_json([_algorithm_json(a) for a in items])
-        return
-    if not items:
-        click.echo('no algorithm registered yet; "audit score latest network@2" registers and runs a shipped one')
-    for a in items:
-        click.echo(f"{a.label:<14} {a.algorithm_id}  {a.changelog}")
-        click.echo(f"{'':<14} params {json.dumps(a.params, sort_keys=True)}")
+    emit(present.algorithms_json(items), present.algorithms_text(items), as_json)
 
 
 @cli.command()
@@ -237,18 +192,7 @@ def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> N
     progress(f"scoring {snapshot} with {algorithm}")
     run = api.score(store_of(ctx), snapshot, algorithm, now=_now())
     progress.done()
-    if as_json:
-        emit_json(_run_json(run) | {"new": run.new})
-        return
-    verb = "run" if run.new else "already scored: run"
-    click.echo(f"{verb} {run.run_id}: {run.accounts:,} accounts of {run.snapshot_id} scored with "
-               f"{run.algorithm} in {run.seconds:.2f}s (result {run.result_hash[:12]})")
-
-
-def _run_json(r: api.Run) -> dict:
-    return {"run_id": r.run_id, "snapshot_id": r.snapshot_id, "algorithm": r.algorithm,
-            "algorithm_id": r.algorithm_id, "accounts": r.accounts, "result_hash": r.result_hash,
-            "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual}
+    emit(present.scored_json(run), present.scored_text(run), as_json)
 
 
 @cli.command("runs")
@@ -262,16 +206,7 @@ def list_runs(ctx: click.Context, as_json: bool) -> None:
         audit runs --json
     """
     items = api.runs(store_of(ctx))
-    if as_json:
-        emit_json([_run_json(r) for r in items])
-        return
-    if not items:
-        click.echo('no runs yet; "audit score latest network@2" makes one')
-        return
-    click.echo(f"{'run':<15} {'snapshot':<15} {'algorithm':<12} {'accounts':>9} {'seconds':>8}  note")
-    for r in items:
-        click.echo(f"{r.run_id:<15} {r.snapshot_id:<15} {r.algorithm:<12} {r.accounts:>9,} {r.seconds:>8.2f}"
-                   f"  {'counterfactual' if r.counterfactual else ''}")
+    emit(present.runs_json(items), present.runs_text(items), as_json)
 
 
 @cli.command("scores")
@@ -292,36 +227,13 @@ def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], account
     """
     wanted = _account_ids(accounts, accounts_file)
     df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
-    missing = sorted(set(wanted) - set(df["account_id"].to_list()))
-    if as_json:
-        emit_json(df.to_dicts())
-    else:
-        click.echo(df_text(df))
-    for m in missing:
-        click.echo(f"warning: account {m!r} is not in this run", err=True)
+    emit(present.scores_json(df), present.scores_text(df), as_json)
+    emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "is not in this run")), err=True)
 
 
 def _account_ids(accounts: tuple[str, ...], accounts_file) -> list[str]:
     """Accounts given as arguments or options, then those of --accounts-file (one per line)."""
     return list(accounts) + ([line.strip() for line in accounts_file if line.strip()] if accounts_file else [])
-
-
-def df_text(df: pl.DataFrame) -> str:
-    """A plain table: numbers right-aligned, floats with 4 significant decimals."""
-    cols = df.columns
-    cells = [[_cell(v) for v in row] for row in df.iter_rows()]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(cols, widths))]
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
-
-
-def _cell(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:,.4f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3e}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return "" if v is None else str(v)
 
 
 @cli.command()
@@ -338,21 +250,7 @@ def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
         audit publish r_1a2b3c --period 2012-07-04
     """
     pub = api.publish(store_of(ctx), run, period=period, now=_now())
-    if as_json:
-        emit_json(_publication_json(pub) | {"new": pub.new})
-        return
-    if not pub.new:
-        click.echo(f"already published: {pub.run_id} for {pub.period} ({pub.publication_id}); nothing new")
-    elif pub.restates:
-        click.echo(f"restated {pub.period}: {pub.publication_id} publishes {pub.run_id} beside {pub.restates}, "
-                   "which stays as published")
-    else:
-        click.echo(f"published {pub.run_id} for {pub.period} as {pub.publication_id}")
-
-
-def _publication_json(p: api.Publication) -> dict:
-    return {"publication_id": p.publication_id, "run_id": p.run_id, "period": p.period,
-            "restates": p.restates, "published_at": p.published_at.isoformat()}
+    emit(present.published_json(pub), present.published_text(pub), as_json)
 
 
 @cli.command("publications")
@@ -365,15 +263,8 @@ def list_publications(ctx: click.Context, as_json: bool) -> None:
     Example:
         audit publications
     """
-    items = api.publications_list(store_of(ctx))
-    if as_json:
-        emit_json([_publication_json(p) for p in items])
-        return
-    if not items:
-        click.echo('nothing published yet; "audit publish RUN --period P" publishes a run')
-    for p in items:
-        note = f"restates {p.restates}" if p.restates else ""
-        click.echo(f"{p.publication_id}  {p.period:<12} {p.run_id}  {p.published_at.isoformat()}  {note}")
+    items = api.publications(store_of(ctx))
+    emit(present.publications_json(items), present.publications_text(items), as_json)
 
 
 @cli.command()
@@ -398,18 +289,10 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
     if not wanted:
         raise click.UsageError("give at least one ACCOUNT or --accounts-file")
     df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)
-    if as_json:
-        emit_json([{**r, "published_at": r["published_at"].isoformat()} for r in df.to_dicts()])
-        return
-    for account, rows in df.group_by("account_id", maintain_order=True):
-        click.echo(f"account {account[0]}")
-        for r in rows.iter_rows(named=True):
-            mark = "*" if r["algorithm_changed"] else " "
-            note = "restated" if r["restated"] else ""
-            click.echo(f"  {r['period']:<12} {r['score']:6.1f}  rank {r['rank']:>7,}  {mark}{r['algorithm']:<12} "
-                       f"{r['run_id']}  {note}".rstrip())
-    for m in sorted(set(wanted) - set(df["account_id"].to_list())):
-        click.echo(f"warning: account {m!r} has no published score", err=True)
+    emit(present.history_json(df), present.history_text(df), as_json)
+    if not as_json:
+        emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "has no published score")),
+                  err=True)
 
 
 def _segments(items: tuple[str, ...]) -> dict[str, str]:
@@ -443,12 +326,8 @@ def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment
         audit compare r_1a2b r_3c4d --top 10
         audit compare r_1a2b r_3c4d --segment "heavy=CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"
     """
-    from .textfmt_compare import comparison_to_dict, format_comparison
     result = api.compare(store_of(ctx), baseline, candidate, top=top, segments=_segments(segment_items))
-    if as_json:
-        emit_json(comparison_to_dict(result))
-    else:
-        click.echo(format_comparison(result))
+    emit(present.comparison_json(result), present.comparison_text(result), as_json)
     if exit_code and result.any_difference:
         sys.exit(1)
 
@@ -463,14 +342,16 @@ def report() -> None:
     """
 
 
-def _written(path: str, html: str, as_json: bool) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+def write_report(path: str | Path, html: str) -> int:
+    """Write one report file; its folder must exist (nothing is created outside what was asked)."""
     data = html.encode("utf-8")
     Path(path).write_bytes(data)
-    if as_json:
-        emit_json({"path": path, "bytes": len(data)})
-    else:
-        click.echo(f"wrote {path} ({len(data):,} bytes)")
+    return len(data)
+
+
+def _written(path: str, html: str, as_json: bool) -> None:
+    size = write_report(path, html)
+    emit(present.written_json(path, size), present.written_text(path, size), as_json)
 
 
 @report.command("transparency")
@@ -487,9 +368,7 @@ def report_transparency(ctx: click.Context, out: str, releases: tuple[str, ...],
         audit report transparency --out out/transparency.html
     """
     from reports.render import render_transparency
-
-    from .reporting import transparency
-    _written(out, render_transparency(transparency(store_of(ctx), list(releases) or None)), as_json)
+    _written(out, render_transparency(api.transparency(store_of(ctx), list(releases) or None)), as_json)
 
 
 @report.command("compare")
@@ -522,9 +401,7 @@ def report_account(ctx: click.Context, account: str, out: str, as_json: bool) ->
         audit report account 44086 --out out/account-44086.html
     """
     from reports.render import render_account
-
-    from .reporting import account_statement
-    _written(out, render_account(account_statement(store_of(ctx), account, now=_now())), as_json)
+    _written(out, render_account(api.account_statement(store_of(ctx), account, now=_now())), as_json)
 
 
 @cli.command()
@@ -547,10 +424,7 @@ def explain(ctx: click.Context, account: str, from_run: str, to_run: str, as_jso
     progress = steps()
     e = api.explain(store_of(ctx), account, from_run=from_run, to_run=to_run, now=_now(), step=progress)
     progress.done()
-    if as_json:
-        emit_json(present.explanation_to_dict(e))
-    else:
-        click.echo(present.explanation_text(e))
+    emit(present.explanation_json(e), present.explanation_text(e), as_json)
 
 
 @cli.command()
@@ -567,18 +441,7 @@ def verify(ctx: click.Context, rerun: bool, as_json: bool) -> None:
     progress = steps()
     result = api.verify(store_of(ctx), rerun=rerun, step=progress)
     progress.done()
-    if as_json:
-        emit_json({"ok": result.ok, "entries": result.entries, "head": result.head,
-                   "problems": result.problems, "reran": result.reran, "notes": result.notes})
-    else:
-        for p in result.problems:
-            where = f"log entry {p['seq']}: " if p["seq"] is not None else ""
-            click.echo(f"FAIL {where}{p['problem']}")
-        for n in result.notes:
-            click.echo(f"note: {n}")
-        status = "ok" if result.ok else f"{len(result.problems)} problem(s)"
-        reran = f", {result.reran} run(s) re-executed" if rerun else ""
-        click.echo(f"{status}: {result.entries:,} log entries checked{reran}, head {result.head[:16]}")
+    emit(present.verification_json(result), present.verification_text(result, rerun=rerun), as_json)
     if not result.ok:
         sys.exit(1)
 
@@ -597,55 +460,35 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
     Example:
         audit --store out/demo.duckdb demo --out out
     """
-    from .demo import run_demo
-    store = store_of(ctx)
-    Path(store).parent.mkdir(parents=True, exist_ok=True)
-    progress = Steps(True)
-    result = run_demo(store, out, _now, step=progress)
-    result.reports = _demo_reports(store, Path(out), result, progress)
-    progress.done()
-    e = result.explanation
-    if as_json:
-        emit_json({"store": result.store, "reports": result.reports, "account": result.account,
-                   "snapshots": result.snapshots, "runs": result.runs})
-        return
-    click.echo(f"store: {result.store}")
-    click.echo(f"{len(result.snapshots)} daily snapshots, {sum(len(v) for v in result.runs.values())} runs, "
-               f"{result.publications} publications ({result.restatements} restatements)")
-    if e is not None:
-        click.echo(f"biggest drop: account {result.account} {e.baseline.score:.1f} ({e.baseline.algorithm}, "
-                   f"{e.baseline.snapshot_label}) -> {e.candidate.score:.1f} ({e.candidate.algorithm}, "
-                   f"{e.candidate.snapshot_label}): own activity {e.parts['own_activity']:+.1f}, everyone else "
-                   f"{e.parts['population']:+.1f}, algorithm {e.parts['algorithm']:+.1f}")
-        for r in e.reasons:
-            click.echo(f"  - {r.text}")
-    for name, path in sorted(result.reports.items()):
-        click.echo(f"report {name}: {path}")
-
-
-def _demo_reports(store: str, out: Path, result, step: Steps) -> dict[str, str]:
-    """The demo's three reports (written here: rendering belongs to the CLI, not the library)."""
     from reports.render import render_account, render_compare, render_transparency
 
-    from .reporting import account_statement, transparency
-    paths = {"transparency": out / "transparency.html", "compare": out / "compare.html",
-             "account": out / f"account-{result.account}.html"}
-    step("report: transparency (verifies the log and re-runs every run)")
-    paths["transparency"].write_text(render_transparency(transparency(store)), encoding="utf-8")
-    step("report: compare")
+    from .present.demo import demo_json, demo_text
+    store, folder = store_of(ctx), Path(out)
+    Path(store).parent.mkdir(parents=True, exist_ok=True)
+    progress = Steps(True)
+    result = api.run_demo(store, folder, _now, step=progress)
+    reports = {"transparency": folder / "transparency.html", "compare": folder / "compare.html",
+               "account": folder / f"account-{result.account}.html"}
+    progress("report: transparency (verifies the log and re-runs every run)")
+    write_report(reports["transparency"], render_transparency(api.transparency(store)))
+    progress("report: compare")
     b, c = result.runs["activity@1"][-1], result.runs["network@2"][-1]
-    paths["compare"].write_text(render_compare(api.compare(store, b, c)), encoding="utf-8")
-    step(f"report: account {result.account}")
-    paths["account"].write_text(render_account(account_statement(store, result.account, now=_now())),
-                                encoding="utf-8")
-    return {k: str(v) for k, v in paths.items()}
+    write_report(reports["compare"], render_compare(api.compare(store, b, c)))
+    progress(f"report: account {result.account}")
+    write_report(reports["account"], render_account(api.account_statement(store, result.account, now=_now())))
+    progress.done()
+    result.reports = {k: str(v) for k, v in reports.items()}
+    emit(demo_json(result), demo_text(result), as_json)
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: the one place an AuditError becomes a message on stderr and exit 2."""
-    debug = "--debug" in sys.argv[1:]
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = False
     try:
-        cli.main(standalone_mode=False)
+        with cli.make_context("audit", args) as ctx:
+            debug = bool(ctx.params.get("debug"))
+            cli.invoke(ctx)
     except AuditError as exc:
         if debug:
             traceback.print_exc()

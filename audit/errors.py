@@ -12,6 +12,10 @@ class ValidationError(AuditError):
     """An input batch failed validation; nothing was stored."""
 
 
+class InvalidArgument(AuditError):
+    """An argument the user wrote (a segment expression, a date, a window) cannot be used."""
+
+
 class NotFound(AuditError):
     """A snapshot, run, algorithm or account id that the store does not hold."""
 

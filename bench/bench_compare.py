@@ -16,8 +16,8 @@ import numpy as np
 import polars as pl
 import scipy.stats
 
-from audit import compare
-from audit.compare import RunInfo, compare_runs, kendall_tau_b
+from audit.analysis import compare
+from audit.analysis.compare import RunInfo, compare_runs, kendall_tau_b
 
 SEGMENTS = {"heavy": "CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"}
 

@@ -1,7 +1,9 @@
 """HTML reports of audit's results: transparency, comparison, account statement.
 
-Rendering only: the functions take audit's result dataclasses and return one self-contained
-HTML page; nothing here runs SQL or reads the store.
+Rendering only: `render` takes audit's result dataclasses and returns one self-contained HTML
+page. Each page has its context builder (`*_page`: everything shown, computed from the result),
+`widgets` holds what pages share, `svg` the chart geometry, `templates/` the jinja2 layout.
+Nothing here runs SQL or reads the store.
 """
 from .render import render_account, render_compare, render_transparency
 

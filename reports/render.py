@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from . import comparison, pages
+from .account_page import account_page
+from .compare_page import compare_page
+from .transparency_page import transparency_page
 
 if TYPE_CHECKING:
-    from audit.compare import Comparison
-    from audit.reporting import AccountStatement, TransparencyData
+    from audit.analysis.compare import Comparison
+    from audit.api.reports import AccountStatement, TransparencyData
 
 
 def _finite(v: Any) -> float | None:
@@ -130,14 +132,14 @@ def render(template: str, page: Any) -> str:
 
 def render_transparency(data: TransparencyData) -> str:
     """The transparency report of every published version in `data`."""
-    return render("transparency.html", pages.transparency_page(data))
+    return render("transparency.html", transparency_page(data))
 
 
 def render_compare(result: Comparison) -> str:
     """The comparison report of two runs."""
-    return render("compare.html", comparison.compare_page(result))
+    return render("compare.html", compare_page(result))
 
 
 def render_account(statement: AccountStatement) -> str:
     """An account's score statement: history as published and restated, the latest change explained."""
-    return render("account.html", pages.account_page(statement))
+    return render("account.html", account_page(statement))

@@ -109,7 +109,7 @@ def session(tmp_path_factory) -> dict:
     out["history restated"] = audit_here(store, "history", "3604", "--restated")
     out["verify"] = audit(store, "verify")
     return {"folder": folder, "csv": csv, "store": store, "out": out, "runs": (early, act, net),
-            "publications": api.publications_list(store)}
+            "publications": api.publications(store)}
 
 
 # ---------------------------------------------------------------- word for word
@@ -328,7 +328,7 @@ def test_json_documents_of_the_writing_commands(session, store_copy, tmp_path):
     assert {k: pub[k] for k in ("run_id", "period", "restates", "new")} == {
         "run_id": run["run_id"], "period": "2012-07-01", "restates": session["publications"][0].publication_id,
         "new": True}
-    assert pub["publication_id"] == api.publications_list(store_copy)[-1].publication_id
+    assert pub["publication_id"] == api.publications(store_copy)[-1].publication_id
 
 
 def test_json_documents_of_compare_and_explain(session, store_copy):

@@ -12,11 +12,12 @@ import scipy.sparse
 import scipy.stats
 from polars.testing import assert_frame_equal
 
-from audit import compare
-from audit.compare import (Comparison, ParamChange, RunInfo, compare_runs, diff_params, diff_source,
+from audit.analysis import compare
+from audit.analysis.compare import (Comparison, ParamChange, RunInfo, compare_runs, diff_params, diff_source,
                            kendall_tau_b, rank_biased_overlap, spearman)
-from audit.segments import align_features, segment_features
-from audit.textfmt_compare import comparison_to_dict, format_comparison
+from audit.analysis.segments import align_features, segment_features
+from audit.errors import InvalidArgument
+from audit.present import comparison_json, comparison_text
 
 DAY = pl.col("ts").dt.day()
 Runs = dict[str, pl.DataFrame]
@@ -275,8 +276,8 @@ def test_disjoint_and_empty_runs(runs: Runs, features: pl.DataFrame) -> None:
         assert math.isnan(r.spearman) and math.isnan(r.deltas.mean) and r.risers.is_empty()
         assert r.top_k_overlap == {10: 0.0, 100: 0.0, 1000: 0.0}
         assert r.any_difference is (x.height + y.height > 0)
-        json.dumps(comparison_to_dict(r), allow_nan=False)
-        assert format_comparison(r).endswith("verdict: " + ("the runs differ" if r.any_difference else "no difference"))
+        json.dumps(comparison_json(r), allow_nan=False)
+        assert comparison_text(r).endswith("verdict: " + ("the runs differ" if r.any_difference else "no difference"))
     assert compare_runs(only_b, only_c, features=features, baseline_info=info("r_b", "s_1", "a@1"),
                         candidate_info=info("r_c", "s_2", "a@1")).rbo == {0.9: 0.0, 0.99: 0.0}
     with pytest.raises(ValueError, match="baseline run lists an account_id twice"):
@@ -347,16 +348,16 @@ def test_broken_user_segment_raises_with_its_name(runs: Runs, features: pl.DataF
     def run(segments: dict[str, str]) -> Comparison:
         return compare_runs(runs["day4"], runs["day5"], features=features, segments=segments,
                             baseline_info=info("r_b", "s_1", "a@1"), candidate_info=info("r_c", "s_2", "a@1"))
-    with pytest.raises(ValueError, match='segment "heavy": expression "recieved >= 100" failed in DuckDB: '
+    with pytest.raises(InvalidArgument, match='segment "heavy": expression "recieved >= 100" failed in DuckDB: '
                                          'Binder Error: .*"recieved" not found'):
         run({"heavy": "recieved >= 100"})
-    with pytest.raises(ValueError, match='segment "total": expression "sum\\(received\\)" failed'):
+    with pytest.raises(InvalidArgument, match='segment "total": expression "sum\\(received\\)" failed'):
         run({"total": "sum(received)"})
-    with pytest.raises(ValueError, match='segment "raw": expression "received" gives .* distinct values'):
+    with pytest.raises(InvalidArgument, match='segment "raw": expression "received" gives .* distinct values'):
         run({"raw": "received"})
-    with pytest.raises(ValueError, match='segment name "activity" is empty or built in'):
+    with pytest.raises(InvalidArgument, match='segment name "activity" is empty or built in'):
         run({"activity": "received > 1"})
-    with pytest.raises(ValueError, match="read_csv"):                          # no file access
+    with pytest.raises(InvalidArgument, match="read_csv"):                          # no file access
         run({"leak": "(SELECT count(*) FROM read_csv('/etc/hostname'))"})
 
 
@@ -416,15 +417,15 @@ def test_text_and_json_renderings(runs: Runs, features: pl.DataFrame) -> None:
                      baseline_info=info("r_1", "s_1", "activity@1", {"weights": {"retweet": 1.0}}, ACTIVITY_1),
                      candidate_info=info("r_2", "s_1", "network@2", {"damping": 0.85}, ACTIVITY_2),
                      segments={"heavy": "CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"})
-    doc = comparison_to_dict(c)
+    doc = comparison_json(c)
     text = json.dumps(doc, sort_keys=True, allow_nan=False)
-    assert json.loads(text) == doc and doc == comparison_to_dict(c)
+    assert json.loads(text) == doc and doc == comparison_json(c)
     assert {"spearman", "kendall_tau_b", "rbo", "top_k_overlap", "bands", "segments", "movers"} <= set(doc)
     assert doc["rbo"].keys() == {"0.9", "0.99"} and doc["top_k_overlap"].keys() == {"10", "100", "1000"}
     assert doc["spearman"] == c.spearman and len(doc["movers"]["risers"]) == 3
     assert doc["movers"]["fallers"][0] == c.fallers.row(0, named=True)
     assert doc["param_changes"][0] == {"path": "damping", "kind": "added", "baseline": None, "candidate": 0.85}
-    out = format_comparison(c)
+    out = comparison_text(c)
     both = c.coverage.both
     assert f"accounts: {both:,} in both, 0 only in baseline, 0 only in candidate" in out
     assert re.search(rf"^  all +{both:,} +{c.spearman:.3f} +{c.kendall_tau_b:.3f}$", out, re.M)
@@ -432,7 +433,7 @@ def test_text_and_json_renderings(runs: Runs, features: pl.DataFrame) -> None:
     assert "  damping: (absent) -> 0.85" in out
     assert re.search(r"^source diff: \+\d+ -\d+ lines \(12 shown; ", out, re.M)
     assert "-\"\"\"activity@1: a 2011-style composite of engagement received.\"\"\"" in out
-    assert out.endswith("\nverdict: the runs differ") and out == format_comparison(c)
+    assert out.endswith("\nverdict: the runs differ") and out == comparison_text(c)
 
 
 def test_store_features_equal_segment_features(tmp_path, higgs_interactions: pl.DataFrame) -> None:
@@ -441,8 +442,8 @@ def test_store_features_equal_segment_features(tmp_path, higgs_interactions: pl.
     from datetime import datetime, timezone
 
     from audit import api
-    from audit import snapshots as snaps
-    from audit.store import connect
+    from audit.records import snapshots as snaps
+    from audit.store.db import connect
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     rows = higgs_interactions.head(20_000)
     csv = tmp_path / "day.csv"

@@ -24,7 +24,7 @@ from polars.testing import assert_frame_equal
 from audit import api, cli, present
 from audit.algorithms import activity_v1, network_v2
 from audit.errors import AuditError, NotFound
-from audit.explain import MAX_REASONS, SHOWN, Explanation
+from audit.analysis.explain import MAX_REASONS, SHOWN, Explanation
 
 HIGGS = Path(__file__).resolve().parent.parent / "data" / "higgs-activity_time.txt.gz"
 DAYS = [date(2012, 7, d) for d in range(1, 8)]
@@ -99,7 +99,7 @@ def counts(store: Path) -> tuple[int, int]:
 
 
 def to_json(e: Explanation) -> str:
-    return json.dumps(present.explanation_to_dict(e), sort_keys=True)
+    return json.dumps(present.explanation_json(e), sort_keys=True)
 
 
 def window(interactions: pl.DataFrame, day: date) -> pl.DataFrame:
@@ -354,7 +354,7 @@ def test_reasons(higgs):
     assert found["the demo's: activity@1 07-06 -> network@2 07-07"].reasons[0].code == "ALGORITHM_CHANGED"
     same = found["one snapshot, two versions"]
     assert same.parts == {"own_activity": 0.0, "population": 0.0, "algorithm": same.total}
-    assert all(type(v) is float for v in present.explanation_to_dict(same)["parts"].values())
+    assert all(type(v) is float for v in present.explanation_json(same)["parts"].values())
     assert same.components == ()
     assert [r.code for r in same.reasons] == ["ALGORITHM_CHANGED"]
     assert same.reasons[0].text == activity_v1.REASONS["ALGORITHM_CHANGED"].format(points=same.total)

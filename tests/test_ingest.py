@@ -20,7 +20,7 @@ from polars.testing import assert_frame_equal
 
 from audit import api
 from audit.errors import ValidationError
-from audit.formats import detect_format
+from audit.inputs.formats import detect_format
 from conftest import SHARED_DATA, query
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,9 +20,9 @@ from polars.testing import assert_frame_equal
 
 from audit import api
 from audit.errors import AuditError
-from audit.publications import HISTORY_SCHEMA
-from audit.store import connect
-from audit.verify import recompute_publication
+from audit.records.publications import HISTORY_SCHEMA
+from audit.store.db import connect
+from audit.records.verify import recompute_publication
 
 from conftest import DAYS, Clock, RealStore, query, read_frame
 from test_scoring import AUDIT
@@ -143,7 +143,7 @@ def test_a_restatement_points_at_the_original_which_stays_as_it_was(released):
         pl.col("publication_id").is_in(released["table_before"]["publication_id"].implode()))
     assert_frame_equal(originals, released["table_before"], check_exact=True)
     assert table_after.height == 14
-    assert [p.publication_id for p in api.publications_list(released["store"])] == [
+    assert [p.publication_id for p in api.publications(released["store"])] == [
         p.publication_id for p in released["first"] + released["second"]]
 
 
@@ -223,7 +223,7 @@ def test_a_restatement_must_come_after_the_publication_it_restates(real, tmp_pat
         assert str(exc.value) == ("period 2012-07-04 was last published at 2026-03-01T00:00:00+00:00; "
                                   "a restatement must be published after it")
     assert query(store, "SELECT count(*) FROM log") == log
-    assert api.publications_list(store) == [first.__class__(**{**first.__dict__, "new": False})]
+    assert api.publications(store) == [first.__class__(**{**first.__dict__, "new": False})]
 
 
 def test_publication_instants_in_any_zone_hash_as_stored(real, tmp_path):

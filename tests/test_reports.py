@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 from markupsafe import escape
 
-from audit import api, reporting
-from audit.demo import run_demo
+from audit import api
+from audit.api import run_demo
 from reports import svg
 from reports.render import FILTERS, render_account, render_compare, render_transparency, tone
 
@@ -41,12 +41,12 @@ def demo(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def transparency_data(demo):
-    return reporting.transparency(demo.store)
+    return api.transparency(demo.store)
 
 
 @pytest.fixture(scope="session")
 def statement(demo):
-    return reporting.account_statement(demo.store, demo.account, now=NOW)
+    return api.account_statement(demo.store, demo.account, now=NOW)
 
 
 @pytest.fixture(scope="session")
@@ -163,8 +163,8 @@ def hostile(demo, tmp_path_factory):
     store = tmp_path_factory.mktemp("hostile") / "store.duckdb"
     shutil.copy(demo.store, store)
     api.publish(store, demo.runs["network@2"][-1], period=XSS, now=NOW)
-    data = reporting.transparency(store, rerun_runs=False)
-    st = reporting.account_statement(store, demo.account, now=NOW)
+    data = api.transparency(store, rerun_runs=False)
+    st = api.account_statement(store, demo.account, now=NOW)
     assert XSS in st.published["period"].to_list() and st.explanation is not None
     e = st.explanation
     e = dataclasses.replace(e, account_id=XSS, reasons=tuple(dataclasses.replace(r, text=XSS, code=XSS) for r in e.reasons),
@@ -212,9 +212,9 @@ def test_self_contained(reports, name):
 
 @pytest.mark.slow
 def test_rebuilt_reports_are_byte_identical(demo, reports):
-    again = {"transparency": render_transparency(reporting.transparency(demo.store)),
+    again = {"transparency": render_transparency(api.transparency(demo.store)),
              "compare": render_compare(api.compare(demo.store, demo.runs["activity@1"][-1], demo.runs["network@2"][-1])),
-             "account": render_account(reporting.account_statement(demo.store, demo.account, now=NOW))}
+             "account": render_account(api.account_statement(demo.store, demo.account, now=NOW))}
     for name, html in reports.items():
         assert again[name].encode() == html.encode(), name
 

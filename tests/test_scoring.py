@@ -25,12 +25,16 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from audit import api, scoring, verify
-from audit.algorithms import activity_v1, network_v2, registry
+from audit import api
+from audit.store import recipes
+from audit.records import runs as scoring
+from audit.records import verify
+from audit.algorithms import activity_v1, network_v2
+from audit.records import algorithms as registry
 from audit.errors import AuditError
-from audit.snapshots import get as get_snapshot
-from audit.snapshots import load_inputs
-from audit.store import connect
+from audit.records.snapshots import get as get_snapshot
+from audit.records.snapshots import load_inputs
+from audit.store.db import connect
 
 from conftest import DAYS, Clock, query, read_frame
 
@@ -151,7 +155,7 @@ def test_rerun_of_one_run_equals_its_stored_rows(real):
         fresh, _ = scoring.compute(con, get_snapshot(con, run.snapshot_id), registry.get(con, run.algorithm_id))
         stored = scoring.stored_scores(con, run_id)
     assert_frame_equal(fresh, stored, check_exact=True)
-    assert scoring.result_hash(fresh) == run.result_hash
+    assert recipes.result_hash(fresh) == run.result_hash
 
 
 def test_scoring_the_same_snapshot_again_returns_the_stored_run(real, tmp_path):
@@ -442,7 +446,7 @@ def test_scores_of_many_accounts_rank_against_the_whole_run(algorithm, real):
 def test_a_shipped_label_cannot_be_taken_by_other_source(tmp_path):
     """Registering different source as activity@1 is refused, so the shipped label always means
     the shipped module (even before its first use registers it)."""
-    from audit.algorithms import registry
+    from audit.records import algorithms as registry
     src = registry.shipped_source("activity@1").replace('"ref_quantile": 0.99', '"ref_quantile": 0.5')
     path = tmp_path / "mine.py"
     path.write_text(src)

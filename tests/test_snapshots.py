@@ -16,8 +16,8 @@ from polars.testing import assert_frame_equal
 
 from audit import api
 from audit.errors import AuditError, NotFound
-from audit.snapshots import load_inputs, parse_instant, parse_window
-from audit.store import connect
+from audit.records.snapshots import load_inputs, parse_instant, parse_window
+from audit.store.db import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"

@@ -15,9 +15,9 @@ import pytest
 
 from audit import api
 from audit.errors import AuditError, NotFound, SchemaTooNew, StoreBusy
-from audit.schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
-from audit.store import GENESIS, entry_hash
-from audit.records import logged
+from audit.store.schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
+from audit.store.db import GENESIS, entry_hash
+from audit.store.recipes import logged
 from conftest import query
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,4 @@
-"""Algorithm versions: the shipped modules and the registry that stores and runs source text.
-
-An algorithm is a self-contained Python module (see README, "Algorithm contract"). What runs
-is always the source text stored in the store, never the installed file: the installed
-modules are only registered from, on first use.
-"""
+"""The shipped algorithm versions, one self-contained module each (see README, "Algorithm
+contract"). They are package data: `audit.records.algorithms` registers a module's source text
+into the store on first use, and what runs is always that stored text, never the installed file.
+Nothing here imports anything of audit's."""

@@ -1,31 +1,18 @@
-"""Plain-text and JSON forms of results for the CLI (the reports render the same dataclasses)."""
+"""JSON and text of an Explanation (`audit explain`)."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-import polars as pl
-
-from .explain import Explanation
+from ..analysis.explain import Explanation
+from .common import plain
 
 PART_LABELS = {"own_activity": "own activity", "population": "everyone else", "algorithm": "algorithm"}
 
 
-def _json_value(v: Any) -> Any:
-    if isinstance(v, pl.DataFrame):
-        return v.to_dicts()
-    if dataclasses.is_dataclass(v):
-        return {f.name: _json_value(getattr(v, f.name)) for f in dataclasses.fields(v)}
-    if isinstance(v, (list, tuple)):
-        return [_json_value(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _json_value(x) for k, x in v.items()}
-    return v
-
-
-def explanation_to_dict(e: Explanation, *, engagers: int = 50) -> dict[str, Any]:
+def explanation_json(e: Explanation, *, engagers: int = 50) -> dict[str, Any]:
     """The `audit explain --json` document."""
-    doc = _json_value(dataclasses.replace(e, engagers=e.engagers.head(engagers)))
+    doc = plain(dataclasses.replace(e, engagers=e.engagers.head(engagers)))
     doc["engagers_total"] = e.engagers.height
     return doc
 

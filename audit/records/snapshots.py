@@ -2,6 +2,7 @@
 copies no rows; its inputs are read from the batches it names, filtered by its window."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -9,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import polars as pl
 
-from .errors import AuditError
-from .hashing import short_id
-from .records import as_utc, logged, snapshot_definition, snapshot_hash
-from .store import append_log, frame
+from ..errors import AuditError, NotFound
+from ..store.db import append_log, dicts, frame, resolve as resolve_id
+from ..store.hashing import as_utc, short_id
+from ..store.recipes import logged, snapshot_definition, snapshot_hash
 
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -54,28 +55,44 @@ def parse_instant(text: str) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def _where(window_seconds: int | None) -> str:
+def window_sql(window_seconds: int | None) -> str:
+    """The WHERE clause selecting a snapshot's interactions: its batches, [as_of - window, as_of).
+    Its values are bound from window_params()."""
     lower = "" if window_seconds is None else " AND ts >= $as_of - to_seconds($window)"
     return f"batch_id IN (SELECT unnest($batches)) AND ts < $as_of{lower}"
 
 
-def _params(as_of: datetime, window_seconds: int | None, batch_ids: list[str]) -> dict:
+def window_params(as_of: datetime, window_seconds: int | None, batch_ids: list[str]) -> dict:
+    """The bound values of window_sql()."""
     p = {"as_of": as_of, "batches": batch_ids}
     if window_seconds is not None:
         p["window"] = window_seconds
     return p
 
 
+def _window(snap: "Snapshot") -> tuple[str, dict]:
+    return window_sql(snap.window_seconds), window_params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
+
+
+# The accounts a snapshot sees: from its batches, the latest delivery of each account wins
+# (batches ordered by ingest time, then id). Binds $batches.
+LATEST_ACCOUNTS = """
+    SELECT a.account_id, a.handle, a.followers, a.following, a.created_at
+    FROM account a JOIN batch b USING (batch_id)
+    WHERE a.batch_id IN (SELECT unnest($batches))
+    QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1"""
+
+
 def count_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
                  batch_ids: list[str]) -> tuple[int, int]:
     """(interactions in the window, accounts: ids in the window plus accounts delivered)."""
-    p = _params(as_of, window_seconds, batch_ids)
-    return con.execute(f"""
-        WITH w AS (SELECT source, target FROM interaction WHERE {_where(window_seconds)})
-        SELECT (SELECT count(*) FROM w),
+    row = dicts(con, f"""
+        WITH w AS (SELECT source, target FROM interaction WHERE {window_sql(window_seconds)})
+        SELECT (SELECT count(*) FROM w) AS interactions,
                (SELECT count(*) FROM (SELECT source AS id FROM w UNION SELECT target FROM w
-                UNION SELECT account_id FROM account WHERE batch_id IN (SELECT unnest($batches))))
-    """, p).fetchall()[0]
+                UNION SELECT account_id FROM account WHERE batch_id IN (SELECT unnest($batches)))) AS accounts
+    """, window_params(as_of, window_seconds, batch_ids))[0]
+    return row["interactions"], row["accounts"]
 
 
 def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
@@ -93,32 +110,44 @@ def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int 
     interactions, accounts = count_inputs(con, as_of, window_seconds, batch_ids)
     content = snapshot_hash(definition, interactions, accounts)
     snapshot_id = short_id("s", content)
-    existing = get(con, snapshot_id)
+    existing = find(con, snapshot_id)
     if existing is not None:
         return existing
     con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now])
     append_log(con, "snapshot", snapshot_id, logged(content, label=label, created_at=now), now)
-    snap = get(con, snapshot_id)
-    assert snap is not None
-    return Snapshot(**{**snap.__dict__, "new": True})
+    return dataclasses.replace(get(con, snapshot_id), new=True)
 
 
 _COLUMNS = "snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at"
 
 
-def _row(r: tuple) -> Snapshot:
-    return Snapshot(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6], r[7])
+def _snapshot(row: dict) -> Snapshot:
+    return Snapshot(**{**row, "batch_ids": tuple(row["batch_ids"])})
 
 
-def get(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot | None:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
-    return _row(rows[0]) if rows else None
+def find(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot | None:
+    """The snapshot with this exact id, or None."""
+    rows = dicts(con, f"SELECT {_COLUMNS} FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
+    return _snapshot(rows[0]) if rows else None
+
+
+def get(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot:
+    """The snapshot with this exact id; NotFound when the store does not hold it."""
+    found = find(con, snapshot_id)
+    if found is None:
+        raise NotFound(f'snapshot "{snapshot_id}" not found; "audit snapshots" lists them')
+    return found
+
+
+def resolve(con: duckdb.DuckDBPyConnection, ref: str) -> Snapshot:
+    """A snapshot by id, unique id prefix, or `latest`."""
+    return get(con, resolve_id(con, "snapshot", ref, what="snapshot", listing="audit snapshots"))
 
 
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Snapshot]:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM snapshot ORDER BY as_of, created_at, snapshot_id").fetchall()
-    return [_row(r) for r in rows]
+    """Every snapshot, oldest as-of first."""
+    return [_snapshot(r) for r in dicts(con, f"SELECT {_COLUMNS} FROM snapshot ORDER BY as_of, created_at, snapshot_id")]
 
 
 ACCOUNT_SCHEMA = {"account_id": pl.String, "handle": pl.String, "followers": pl.Int64,
@@ -133,20 +162,14 @@ def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.Data
     same store always hands an algorithm the same rows in the same order (bit-for-bit reruns)
     for the price of an integer sort instead of a sort on timestamps and ids.
     """
-    p = _params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
+    where, params = _window(snap)
     interactions = frame(con, f"""
         SELECT rowid AS _row, source, target, kind::VARCHAR AS kind, ts, weight FROM interaction
-        WHERE {_where(snap.window_seconds)}""", p)
+        WHERE {where}""", params)
     # A parallel scan returns row groups in any order; an integer sort (polars finds the runs
     # already in order) restores the stored order.
     interactions = interactions.sort("_row").drop("_row")
-    # The latest delivery of an account wins (batches ordered by ingest time, then id).
-    accounts = frame(con, """
-        SELECT a.account_id, a.handle, a.followers, a.following, a.created_at
-        FROM account a JOIN batch b USING (batch_id)
-        WHERE a.batch_id IN (SELECT unnest($batches))
-        QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1
-        ORDER BY a.account_id""", {"batches": list(snap.batch_ids)})
+    accounts = frame(con, f"{LATEST_ACCOUNTS} ORDER BY a.account_id", {"batches": list(snap.batch_ids)})
     return interactions, accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
 
 
@@ -156,15 +179,13 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
     """Per-account segment features of a snapshot, computed in DuckDB (the same definitions as
     segments.segment_features, without loading the interactions): received, given,
     distinct_engagers, followers, age_days (measured from the latest interaction)."""
-    p = _params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
+    where, params = _window(snap)
     return frame(con, f"""
-        WITH w AS (SELECT source, target, ts FROM interaction WHERE {_where(snap.window_seconds)}),
+        WITH w AS (SELECT source, target, ts FROM interaction WHERE {where}),
         received AS (SELECT target AS account_id, count(*) AS received, count(DISTINCT source) AS distinct_engagers
                      FROM w GROUP BY target),
         given AS (SELECT source AS account_id, count(*) AS given FROM w GROUP BY source),
-        acc AS (SELECT a.account_id, a.followers, a.created_at FROM account a JOIN batch b USING (batch_id)
-                WHERE a.batch_id IN (SELECT unnest($batches))
-                QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1),
+        acc AS ({LATEST_ACCOUNTS}),
         ids AS (SELECT account_id FROM received UNION SELECT account_id FROM given UNION SELECT account_id FROM acc),
         latest AS (SELECT max(ts) AS ts FROM w)
         SELECT ids.account_id, coalesce(r.received, 0)::BIGINT AS received, coalesce(g.given, 0)::BIGINT AS given,
@@ -172,4 +193,14 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
                (epoch_us((SELECT ts FROM latest)) - epoch_us(acc.created_at)) / 86400000000.0 AS age_days
         FROM ids LEFT JOIN received r USING (account_id) LEFT JOIN given g USING (account_id)
         LEFT JOIN acc USING (account_id)
-        ORDER BY ids.account_id""", p)
+        ORDER BY ids.account_id""", params)
+
+
+def account_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, account: str) -> pl.DataFrame:
+    """The interactions into ACCOUNT in the snapshot, and every interaction of the accounts that
+    engaged it (what an explanation of its score needs), in a total order."""
+    where, params = _window(snap)
+    return frame(con, f"""
+        WITH w AS (SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM interaction WHERE {where})
+        SELECT * FROM w WHERE target = $account OR source IN (SELECT source FROM w WHERE target = $account)
+        ORDER BY ts, source, target, kind, weight""", params | {"account": account})

@@ -6,47 +6,18 @@ registered filters. Texts are tuples of (value, filter kind) pieces (see `svg.sa
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import svg
-from .svg import Chart, Text, say
+from .svg import Chart, say
+from .widgets import DiffLine, Measure, ParamDiff, Stat, diff_lines
 
 if TYPE_CHECKING:
-    from audit.compare import Comparison, Coverage, DeltaStats
+    from audit.analysis.compare import Comparison, Coverage, DeltaStats
 
 SCOPE_LABELS = {"all": "All accounts in both runs", "top_10pct": "Top 10% of the baseline ranking",
                 "top_1pct": "Top 1% of the baseline ranking"}
-
-
-@dataclass(frozen=True)
-class Stat:
-    """A headline number at the top of a page."""
-    label: str
-    value: Text
-    detail: Text = ()
-
-
-@dataclass(frozen=True)
-class Measure:
-    label: Text
-    value: Any
-    kind: str
-
-
-@dataclass(frozen=True)
-class DiffLine:
-    text: str
-    tone: str                   # file, hunk, add, del, same
-
-
-@dataclass(frozen=True)
-class ParamDiff:
-    path: str
-    kind: str                   # added, removed, changed
-    baseline: Any
-    candidate: Any
 
 
 @dataclass(frozen=True)
@@ -127,31 +98,6 @@ class ComparePage:
     title: str
     summary: tuple[Stat, ...]
     comparison: ComparisonView
-
-
-def diff_lines(diff: str) -> tuple[DiffLine, ...]:
-    """A unified diff as lines with a tone each."""
-    def tone(line: str) -> str:
-        if line.startswith(("+++", "---")):
-            return "file"
-        return {"@": "hunk", "+": "add", "-": "del"}.get(line[:1], "same")
-    return tuple(DiffLine(line, tone(line)) for line in diff.splitlines())
-
-
-def param_diff(baseline: dict, candidate: dict, prefix: str = "") -> tuple[ParamDiff, ...]:
-    """Added, removed and changed parameters by dotted path (audit.compare.diff_params' rules)."""
-    out: list[ParamDiff] = []
-    for key in sorted(set(baseline) | set(candidate), key=str):
-        path, a, b = f"{prefix}{key}", baseline.get(key), candidate.get(key)
-        if key not in candidate:
-            out.append(ParamDiff(path, "removed", a, None))
-        elif key not in baseline:
-            out.append(ParamDiff(path, "added", None, b))
-        elif isinstance(a, dict) and isinstance(b, dict):
-            out.extend(param_diff(a, b, f"{path}."))
-        elif json.dumps(a, sort_keys=True) != json.dumps(b, sort_keys=True):
-            out.append(ParamDiff(path, "changed", a, b))
-    return tuple(sorted(out, key=lambda d: d.path))
 
 
 def _movers(frame, n: int) -> tuple[MoverRow, ...]:

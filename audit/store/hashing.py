@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,12 @@ def sha256_text(text: str) -> str:
 
 def sha256_json(value: Any) -> str:
     return sha256_text(canonical_json(value))
+
+
+def as_utc(at: datetime) -> datetime:
+    """The same instant in UTC (naive means UTC): hashed instants must read back identically from the
+    store, which returns every TIMESTAMPTZ in UTC."""
+    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def short_id(prefix: str, digest: str) -> str:
@@ -64,5 +70,3 @@ def frame_digest(df: pl.DataFrame, order: pl.Series | None = None) -> str:
         col = df[name] if order is None else df[name].gather(order)
         _column_bytes(h, col.rechunk())
     return h.hexdigest()
-
-

@@ -28,9 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from .errors import AuditError
+from ..errors import AuditError
 
-PARTS = ("own_activity", "population", "algorithm")
 MAX_REASONS = 4
 SHOWN = 0.05          # a reason worth less would read "+0.0 points": it is left out
 

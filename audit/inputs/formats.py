@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 FORMATS = ("auto", "csv", "parquet", "snap-higgs", "uvt", "signed-csv")
 INTERACTION_COLUMNS = ("source", "target", "kind", "ts")

@@ -1,66 +1,51 @@
-"""Plain-text and JSON-ready renderings of a Comparison for the CLI.
-
-Invariant: rendering only formats what the Comparison holds (no computation, no clock), so the
-same Comparison always renders to the same text and the same dict; NaN becomes None / "n/a".
-"""
+"""JSON and text of a Comparison (`audit compare`); NaN becomes null / "n/a"."""
 from __future__ import annotations
 
 import json
-
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from audit.compare import Comparison, ParamChange, RunInfo
-from audit.segments import BUILTIN
+from ..analysis.segments import BUILTIN
+from .common import plain, table
+
+if TYPE_CHECKING:   # analysis.compare imports scipy; a Comparison exists only once it was imported
+    from ..analysis.compare import Comparison, ParamChange, RunInfo
 
 SCOPE_TEXT = {"all": "all", "top_10pct": "top 10%", "top_1pct": "top 1%"}
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-able copy: NaN -> None, tuples -> lists, mapping keys -> str."""
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):   # numpy scalars
-        return _plain(value.item())
-    return value
-
-
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
-    return [_plain(row) for row in frame.to_dicts()]
+    return [plain(row) for row in frame.to_dicts()]
 
 
 def _run(info: RunInfo) -> dict[str, Any]:
     return {"run_id": info.run_id, "snapshot_id": info.snapshot_id, "snapshot_label": info.snapshot_label,
             "algorithm": info.algorithm,
-            "params": _plain(dict(info.params))}
+            "params": plain(dict(info.params))}
 
 
 def _change(change: ParamChange) -> dict[str, Any]:
     return {"path": change.path, "kind": change.kind,
-            "baseline": _plain(change.baseline), "candidate": _plain(change.candidate)}
+            "baseline": plain(change.baseline), "candidate": plain(change.candidate)}
 
 
-def comparison_to_dict(c: Comparison) -> dict[str, Any]:
-    """The Comparison as plain JSON values (dump with sort_keys=True, allow_nan=False)."""
+def comparison_json(c: Comparison) -> dict[str, Any]:
+    """The `audit compare --json` document: plain JSON values (no NaN)."""
     d = c.deltas
     return {
         "baseline": _run(c.baseline), "candidate": _run(c.candidate),
         "coverage": {"both": c.coverage.both, "only_baseline": c.coverage.only_baseline,
                      "only_candidate": c.coverage.only_candidate},
-        "deltas": _plain({"accounts": d.accounts, "changed": d.changed, "mean": d.mean,
+        "deltas": plain({"accounts": d.accounts, "changed": d.changed, "mean": d.mean,
                           "median": d.median, "p5": d.p5, "p95": d.p95, "up_5": d.up_5,
                           "down_5": d.down_5, "up_10": d.up_10, "down_10": d.down_10}),
-        "spearman": _plain(c.spearman), "kendall_tau_b": _plain(c.kendall_tau_b),
-        "agreement": [_plain({"scope": a.scope, "accounts": a.accounts, "spearman": a.spearman,
+        "spearman": plain(c.spearman), "kendall_tau_b": plain(c.kendall_tau_b),
+        "agreement": [plain({"scope": a.scope, "accounts": a.accounts, "spearman": a.spearman,
                               "kendall_tau_b": a.kendall_tau_b}) for a in c.agreement],
-        "rbo": _plain(c.rbo), "top_k_overlap": _plain(c.top_k_overlap),
-        "bands": {"labels": list(c.band_labels), "matrix": _plain(c.bands)},
+        "rbo": plain(c.rbo), "top_k_overlap": plain(c.top_k_overlap),
+        "bands": {"labels": list(c.band_labels), "matrix": plain(c.bands)},
         "segments": _rows(c.segments),
         "movers": {"risers": _rows(c.risers), "fallers": _rows(c.fallers)},
         "param_changes": [_change(p) for p in c.param_changes],
@@ -77,16 +62,6 @@ def _pct(v: float) -> str:
     return _num(None if math.isnan(v) else v * 100, ".1f") + ("%" if not math.isnan(v) else "")
 
 
-def _table(header: list[str], rows: list[list[str]], left: int = 1, indent: str = "  ") -> list[str]:
-    """The first `left` columns left-aligned, the others right-aligned; widths from the content."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    def fmt(row: list[str]) -> str:
-        cells = (cell.ljust(w) if i < left else cell.rjust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths, strict=True)))
-        return (indent + "  ".join(cells)).rstrip()
-    return [fmt(header), *(fmt(r) for r in rows)]
-
-
 def _range(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return ""
@@ -99,7 +74,7 @@ def _movers(title: str, frame: pl.DataFrame) -> list[str]:
     rows = [[r["account_id"], f'{r["baseline_score"]:.2f}', f'#{r["baseline_rank"]:,}',
              f'{r["candidate_score"]:.2f}', f'#{r["candidate_rank"]:,}', f'{r["delta"]:+.2f}']
             for r in frame.iter_rows(named=True)]
-    return [f"{title}:", *_table(["account", "baseline", "rank", "candidate", "rank", "change"], rows)]
+    return [f"{title}:", *table(["account", "baseline", "rank", "candidate", "rank", "change"], rows)]
 
 
 SOURCE_LINES = 12
@@ -109,7 +84,7 @@ def _snapshot(info: RunInfo) -> str:
     return f"{info.snapshot_label} ({info.snapshot_id})" if info.snapshot_label else info.snapshot_id
 
 
-def format_comparison(c: Comparison) -> str:
+def comparison_text(c: Comparison) -> str:
     """A plain-text report of the Comparison, for the terminal (no trailing newline)."""
     b, k, d, cov = c.baseline, c.candidate, c.deltas, c.coverage
     out = [f"baseline  {b.run_id}  {b.algorithm} on {_snapshot(b)}",
@@ -123,20 +98,20 @@ def format_comparison(c: Comparison) -> str:
            f"more than 10: {_pct(d.up_10)} up, {_pct(d.down_10)} down",
            "",
            "rank agreement (subsets by baseline rank):"]
-    out += _table(["scope", "accounts", "spearman", "kendall tau-b"],
+    out += table(["scope", "accounts", "spearman", "kendall tau-b"],
                   [[SCOPE_TEXT.get(a.scope, a.scope), f"{a.accounts:,}", _num(a.spearman), _num(a.kendall_tau_b)]
                    for a in c.agreement])
     out.append("rank-biased overlap: " + ", ".join(f"p={p:g} {_num(v)}" for p, v in c.rbo.items()))
     out.append("top-k overlap: " + ", ".join(f"k={n:,} {_num(v)}" for n, v in c.top_k_overlap.items()))
     out += ["", "score bands (rows baseline, columns candidate):"]
-    out += _table(["", *c.band_labels], [[label, *(f"{n:,}" for n in row)]
+    out += table(["", *c.band_labels], [[label, *(f"{n:,}" for n in row)]
                                          for label, row in zip(c.band_labels, c.bands, strict=True)])
     out += ["", "who pays (score change by segment):"]
     seg_rows = [[r["segment"] if r["segment"] not in BUILTIN else f'{r["segment"]} ({r["feature"]})',
                  r["band"], _range(r["low"], r["high"]), f'{r["accounts"]:,}',
                  _num(r["mean_delta"], "+.2f"), _num(r["median_delta"], "+.2f")]
                 for r in c.segments.iter_rows(named=True)]
-    out += _table(["segment", "band", "range", "accounts", "mean", "median"], seg_rows, left=2) \
+    out += table(["segment", "band", "range", "accounts", "mean", "median"], seg_rows, left=2) \
         if seg_rows else ["  none"]
     out += ["", *_movers("top risers", c.risers), "", *_movers("top fallers", c.fallers), ""]
     if c.param_changes:

@@ -14,7 +14,12 @@ from typing import Callable
 
 import polars as pl
 
-from . import api
+from ..analysis.explain import Explanation
+from ..progress import Step, quiet
+from .analyses import explain
+from .inputs import ingest, snapshot
+from .publishing import publish
+from .runs import score, scores
 
 DAYS = [date(2012, 7, 1) + timedelta(days=i) for i in range(7)]
 BASELINE, CANDIDATE = "activity@1", "network@2"
@@ -22,7 +27,7 @@ BASELINE, CANDIDATE = "activity@1", "network@2"
 
 def bundled_data() -> Path:
     """The bundled Higgs activity file: next to the package in a checkout."""
-    here = Path(__file__).resolve().parent.parent / "data" / "higgs-activity_time.txt.gz"
+    here = Path(__file__).resolve().parents[2] / "data" / "higgs-activity_time.txt.gz"
     if here.is_file():
         return here
     return Path(str(resources.files("audit"))).parent / "data" / "higgs-activity_time.txt.gz"
@@ -39,41 +44,40 @@ class DemoResult:
     restatements: int = 0
     account: str = ""
     drop: tuple[float, float] = (0.0, 0.0)
-    explanation: api.Explanation | None = None
-    comparison: object | None = None
+    explanation: Explanation | None = None
     reports: dict[str, str] = field(default_factory=dict)
 
 
 def biggest_drop(store: str | Path, baseline_run: str, candidate_run: str) -> tuple[str, float, float]:
     """The account whose score fell most from one run to the other (ties: smallest id)."""
-    b = api.scores(store, baseline_run).select("account_id", pl.col("score").alias("before"))
-    c = api.scores(store, candidate_run).select("account_id", pl.col("score").alias("after"))
+    b = scores(store, baseline_run).select("account_id", pl.col("score").alias("before"))
+    c = scores(store, candidate_run).select("account_id", pl.col("score").alias("after"))
     row = (b.join(c, on="account_id").with_columns((pl.col("after") - pl.col("before")).alias("d"))
            .sort(["d", "account_id"]).row(0, named=True))
     return row["account_id"], row["before"], row["after"]
 
 
 def run_demo(store: str | Path, out: str | Path, clock: Callable[[], datetime],
-             step: Callable[[str], None] = api.quiet) -> DemoResult:
+             step: Step = quiet) -> DemoResult:
     """Run the whole job; returns ids, headline figures and report paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     step("ingesting the bundled Higgs Twitter activity")
-    batch = api.ingest(store, bundled_data(), now=clock(), step=step)
+    batch = ingest(store, bundled_data(), now=clock(), step=step)
     result = DemoResult(store=str(store), batch_id=batch.batch_id)
     for day in DAYS:
         step(f"snapshot {day}")
-        snap = api.snapshot(store, as_of=day.isoformat(), window="7d", label=day.isoformat(), now=clock())
+        snap = snapshot(store, as_of=day.isoformat(), window="7d", label=day.isoformat(), now=clock())
         result.snapshots.append(snap.snapshot_id)
     for algorithm in (BASELINE, CANDIDATE):
         result.runs[algorithm] = []
         for day, snapshot_id in zip(DAYS, result.snapshots):
             step(f"scoring {day} with {algorithm}")
-            result.runs[algorithm].append(api.score(store, snapshot_id, algorithm, now=clock()).run_id)
+            result.runs[algorithm].append(score(store, snapshot_id, algorithm, now=clock()).run_id)
     for algorithm in (BASELINE, CANDIDATE):          # the release: network@2 restates every day
         for day, run_id in zip(DAYS, result.runs[algorithm]):
             step(f"publishing {algorithm} for {day}")
-            pub = api.publish(store, run_id, period=day.isoformat(), now=clock())
+            pub = publish(store, run_id, period=day.isoformat(), now=clock())
             result.publications += 1
             result.restatements += pub.restates is not None
     before_run, after_run = result.runs[BASELINE][-2], result.runs[CANDIDATE][-1]
@@ -81,5 +85,5 @@ def run_demo(store: str | Path, out: str | Path, clock: Callable[[], datetime],
     account, before, after = biggest_drop(store, before_run, after_run)
     result.account, result.drop = account, (before, after)
     step(f"explaining account {account}")
-    result.explanation = api.explain(store, account, from_run=before_run, to_run=after_run, now=clock(), step=step)
+    result.explanation = explain(store, account, from_run=before_run, to_run=after_run, now=clock(), step=step)
     return result

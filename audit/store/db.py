@@ -8,14 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
-from .errors import AuditError, NotFound, SchemaTooNew, StoreBusy
-from .hashing import sha256_json
+from ..errors import AuditError, NotFound, SchemaTooNew, StoreBusy
+from .hashing import as_utc, sha256_json
 from .schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
 
 GENESIS = "0" * 64
@@ -32,9 +33,21 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         raise AuditError(f'cannot open store "{path}": {exc}') from None
     except duckdb.Error as exc:
         raise AuditError(f'"{path}" is not an audit store (DuckDB could not open it: {exc})') from None
+    configure(con)
+    return con
+
+
+def configure(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Every connection and cursor reads instants in UTC and draws no progress bar of its own."""
     con.execute("SET TimeZone='UTC'")
     con.execute("SET enable_progress_bar = false")   # the CLI shows its own progress
     return con
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of an open store: its own connection to the same database, which sees the last
+    committed state (DuckDB isolates the connections of one process by snapshot)."""
+    return configure(con.cursor())
 
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -111,8 +124,7 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def entry_hash(seq: int, kind: str, record_id: str, content_hash: str, prev: str, at: datetime) -> str:
     """The hash of one log entry: it covers the previous entry and the content it adds. The
     instant is hashed in UTC, the zone the store reads every timestamp back in."""
-    at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
-    return sha256_json([seq, kind, record_id, content_hash, prev, at.isoformat()])
+    return sha256_json([seq, kind, record_id, content_hash, prev, as_utc(at).isoformat()])
 
 
 def append_log(con: duckdb.DuckDBPyConnection, kind: str, record_id: str,
@@ -150,10 +162,21 @@ def resolve(con: duckdb.DuckDBPyConnection, table: str, ref: str, *, what: str, 
     return rows[0][0]
 
 
-def log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
-    """(number of entries, hash of the last entry)."""
-    row = con.execute("SELECT seq, entry_hash FROM log ORDER BY seq DESC LIMIT 1").fetchall()
-    return (row[0][0], row[0][1]) if row else (0, GENESIS)
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, df: pl.DataFrame) -> Iterator[None]:
+    """A polars frame visible to SQL as NAME for the duration of the block, and only then."""
+    con.register(name, df)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
+def dicts(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> list[dict[str, Any]]:
+    """The rows of a query as dicts keyed by column name (never decoded by position)."""
+    cursor = con.execute(sql, params or [])
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> pl.DataFrame:

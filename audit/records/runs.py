@@ -5,6 +5,7 @@ the same pair again returns the stored run. One transaction per run: a crash sto
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import time
@@ -17,12 +18,12 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from .algorithms.registry import Algorithm, verified_module
-from .errors import AuditError
-from .hashing import canonical_json, frame_digest, sha256_json, short_id
-from .records import logged
+from ..errors import AuditError, NotFound
+from ..store.db import append_log, dicts, frame, registered, resolve as resolve_id
+from ..store.hashing import canonical_json
+from ..store.recipes import logged, result_hash, run_hash, run_id_for
+from .algorithms import Algorithm, verified_module
 from .snapshots import Snapshot, load_inputs
-from .store import append_log, frame
 
 ENGINES = ("duckdb", "polars", "numpy", "scipy")
 
@@ -54,20 +55,11 @@ def engines() -> dict[str, str]:
     return found
 
 
-def run_id_for(snapshot_hash: str, algorithm_hash: str) -> str:
-    return short_id("r", sha256_json({"snapshot": snapshot_hash, "algorithm": algorithm_hash}))
-
-
 def result_frame(result: pl.DataFrame, algorithm: Algorithm) -> pl.DataFrame:
     """The hashed shape: account_id, raw, score, then the components in declared order as c_0.."""
     names = [c for c, _ in algorithm.components]
     return result.select("account_id", pl.col("raw", "score").cast(pl.Float64),
                          *[pl.col(c).cast(pl.Float64).alias(f"c_{i}") for i, c in enumerate(names)])
-
-
-def result_hash(stored: pl.DataFrame) -> str:
-    """sha256 of a run's rows in account order (the shape result_frame and stored_scores give)."""
-    return frame_digest(stored)
 
 
 def check_output(result: Any, algorithm: Algorithm, universe: int | None = None) -> pl.DataFrame:
@@ -123,75 +115,101 @@ def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm
 
 
 def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
-    rows = con.execute("SELECT norm FROM run_normalisation WHERE run_id = ?", [run_id]).fetchall()
-    return json.loads(rows[0][0]) if rows else None
+    """The population statistics stored with a run (None for a version without normalisation())."""
+    rows = dicts(con, "SELECT norm FROM run_normalisation WHERE run_id = ?", [run_id])
+    return json.loads(rows[0]["norm"]) if rows else None
 
 
-def run_hash(run_id: str, snapshot_id: str, algorithm_id: str, accounts: int, result: str,
-             engine_versions: dict[str, str], seconds: float, counterfactual: bool) -> str:
-    """Content hash of a run record (its scores enter through result_hash)."""
-    return sha256_json({"run_id": run_id, "snapshot_id": snapshot_id, "algorithm_id": algorithm_id,
-                        "accounts": accounts, "result_hash": result, "engines": engine_versions,
-                        "seconds": seconds, "counterfactual": counterfactual})
+_COLUMNS = ("r.run_id, r.snapshot_id, r.algorithm_id, a.name || '@' || a.version AS algorithm, r.accounts, "
+            "r.result_hash, r.engines, r.seconds, r.counterfactual, r.created_at")
+_FROM = "FROM run r JOIN algorithm a USING (algorithm_id)"
 
 
-_COLUMNS = ("r.run_id, r.snapshot_id, r.algorithm_id, a.name || '@' || a.version, r.accounts, r.result_hash, "
-            "r.engines, r.seconds, r.counterfactual, r.created_at")
+def _run(row: dict) -> Run:
+    return Run(**{**row, "engines": json.loads(row["engines"])})
 
 
-def _row(r: tuple) -> Run:
-    return Run(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9])
+def find_for(con: duckdb.DuckDBPyConnection, snapshot_id: str, algorithm_id: str) -> Run | None:
+    """The run of this snapshot with this algorithm version, if it was scored."""
+    rows = dicts(con, f"SELECT {_COLUMNS} {_FROM} WHERE snapshot_id = ? AND algorithm_id = ?",
+                 [snapshot_id, algorithm_id])
+    return _run(rows[0]) if rows else None
 
 
-def get(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM run r JOIN algorithm a USING (algorithm_id) WHERE run_id = ?",
-                       [run_id]).fetchall()
-    return _row(rows[0]) if rows else None
+def find(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
+    """The run with this exact id, or None."""
+    rows = dicts(con, f"SELECT {_COLUMNS} {_FROM} WHERE run_id = ?", [run_id])
+    return _run(rows[0]) if rows else None
 
 
-def find(con: duckdb.DuckDBPyConnection, snapshot_id: str, algorithm_id: str) -> Run | None:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM run r JOIN algorithm a USING (algorithm_id) "
-                       "WHERE snapshot_id = ? AND algorithm_id = ?", [snapshot_id, algorithm_id]).fetchall()
-    return _row(rows[0]) if rows else None
+def get(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
+    """The run with this exact id; NotFound when the store does not hold it."""
+    found = find(con, run_id)
+    if found is None:
+        raise NotFound(f'run "{run_id}" not found; "audit runs" lists them')
+    return found
+
+
+def resolve(con: duckdb.DuckDBPyConnection, ref: str) -> Run:
+    """A run by id or unique id prefix."""
+    return get(con, resolve_id(con, "run", ref, what="run", listing="audit runs"))
 
 
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Run]:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM run r JOIN algorithm a USING (algorithm_id) "
-                       "JOIN snapshot s USING (snapshot_id) ORDER BY s.as_of, a.name, a.version, r.run_id").fetchall()
-    return [_row(r) for r in rows]
+    """Every run, by snapshot as-of, then algorithm."""
+    return [_run(r) for r in dicts(con, f"SELECT {_COLUMNS} {_FROM} JOIN snapshot s USING (snapshot_id) "
+                                        "ORDER BY s.as_of, a.name, a.version, r.run_id")]
 
 
 def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm,
                    now: datetime, *, counterfactual: bool = False) -> Run:
     """Score and store, inside the caller's transaction; an existing run is returned as it is."""
-    existing = find(con, snap.snapshot_id, algorithm.algorithm_id)
+    existing = find_for(con, snap.snapshot_id, algorithm.algorithm_id)
     if existing is not None:
         return existing
-    snapshot_hash = con.execute("SELECT content_hash FROM snapshot WHERE snapshot_id = ?",
-                                [snap.snapshot_id]).fetchall()[0][0]
+    snapshot_hash = dicts(con, "SELECT content_hash FROM snapshot WHERE snapshot_id = ?",
+                          [snap.snapshot_id])[0]["content_hash"]
     run_id = run_id_for(snapshot_hash, algorithm.content_hash)
     t0 = time.perf_counter()
     stored, norm = compute(con, snap, algorithm)
     seconds = round(time.perf_counter() - t0, 3)
     digest = result_hash(stored)
     versions = engines()
-    con.register("result_rows", stored)
     components = ", ".join(c for c in stored.columns if c.startswith("c_"))
-    con.execute(f"INSERT INTO score SELECT ?, account_id, raw, score, [{components}]::DOUBLE[] FROM result_rows",
-                [run_id])
-    con.unregister("result_rows")
+    with registered(con, "result_rows", stored):
+        con.execute(f"INSERT INTO score SELECT ?, account_id, raw, score, [{components}]::DOUBLE[] "
+                    "FROM result_rows", [run_id])
+    content = run_hash(run_id, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, versions,
+                       seconds, counterfactual)
     con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-        run_id, run_hash(run_id, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, versions,
-                         seconds, counterfactual),
-        snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, json.dumps(versions, sort_keys=True),
-        seconds, counterfactual, now])
-    content = con.execute("SELECT content_hash FROM run WHERE run_id = ?", [run_id]).fetchall()[0][0]
+        run_id, content, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest,
+        json.dumps(versions, sort_keys=True), seconds, counterfactual, now])
     if norm is not None:
         con.execute("INSERT INTO run_normalisation VALUES (?, ?)", [run_id, canonical_json(norm)])
     append_log(con, "run", run_id, logged(content, created_at=now, normalisation=norm), now)
-    run = get(con, run_id)
-    assert run is not None
-    return Run(**{**run.__dict__, "new": True})
+    return dataclasses.replace(get(con, run_id), new=True)
+
+
+# The rank of an account in a run: 1 + the number of accounts of that run with a strictly higher
+# score (ties share the best rank). This is the one definition; analysis.compare computes the
+# same on arrays (`analysis.compare.rank_in`), and a test holds the two equal.
+RANK = "rank() OVER (PARTITION BY run_id ORDER BY score DESC)"
+
+
+def ranked(con: duckdb.DuckDBPyConnection, run_id: str, *, accounts: list[str] | None = None,
+           top: int | None = None) -> pl.DataFrame:
+    """account_id, score, raw, components and rank of a run, best first (ties by account_id);
+    only the given accounts when `accounts` is given, only the best `top` when `top` is."""
+    params: dict = {"run": run_id}
+    picked = ""
+    if accounts is not None:
+        picked, params["accounts"] = "WHERE account_id IN (SELECT unnest($accounts))", list(accounts)
+    limit = ""
+    if top is not None:
+        limit, params["top"] = "LIMIT $top", int(top)
+    return frame(con, f"""
+        WITH ranked AS (SELECT account_id, score, raw, components, {RANK} AS rank FROM score WHERE run_id = $run)
+        SELECT * FROM ranked {picked} ORDER BY rank, account_id {limit}""", params)
 
 
 def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
@@ -204,7 +222,17 @@ def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] 
 
 def stored_scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     """A run's rows as stored, in account order (the shape result_hash covers)."""
-    width = con.execute("SELECT coalesce(max(len(components)), 0) FROM score WHERE run_id = ?", [run_id]).fetchall()[0][0]
+    width = dicts(con, "SELECT coalesce(max(len(components)), 0) AS width FROM score WHERE run_id = ?",
+                  [run_id])[0]["width"]
     parts = "".join(f", components[{i + 1}] AS c_{i}" for i in range(width))
     return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = ? ORDER BY account_id",
                  [run_id])
+
+
+def account_components(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm,
+                       account: str) -> dict[str, float]:
+    """One account's components in a run, by component name."""
+    rows = dicts(con, "SELECT components FROM score WHERE run_id = ? AND account_id = ?", [run_id, account])
+    if not rows:
+        raise NotFound(f'account "{account}" has no score in run {run_id}')
+    return {name: float(v) for (name, _), v in zip(algorithm.components, rows[0]["components"], strict=True)}

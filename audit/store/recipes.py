@@ -1,15 +1,15 @@
-"""Content hashes of stored records, computed the same way when a record is written and when
-`verify` recomputes it from what the store holds. Each function takes plain values and frames."""
+"""Hash recipes: the content hash of every kind of stored record, computed the same way when the
+record is written and when `verify` recomputes it from what the store holds. Each recipe takes
+plain values and frames; ids are short prefixes of these hashes.
+"""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from .hashing import frame_digest, sha256_json
-from .store import frame
+from .hashing import as_utc, frame_digest, sha256_json, sha256_text, short_id
 
 INTERACTION_KEY = ["ts", "source", "target", "kind", "weight", "topic", "event_id"]
 ACCOUNT_KEY = ["account_id", "handle", "followers", "following", "created_at"]
@@ -22,12 +22,6 @@ def rows_digest(rows: pl.DataFrame, batch_kind: str) -> str:
     # sorted copy of the whole batch never exists at once.
     order = rows.select(pl.arg_sort_by(key, nulls_last=True, maintain_order=True)).to_series()
     return frame_digest(rows.select(key), order)
-
-
-def as_utc(at: datetime) -> datetime:
-    """The same instant in UTC (naive means UTC): hashed instants must read back identically from the
-    store, which returns every TIMESTAMPTZ in UTC."""
-    return at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
 
 
 def logged(content: str, **meta: Any) -> str:
@@ -45,7 +39,8 @@ BATCH_FIELDS = ("batch_id", "file_sha256", "source_name", "format", "batch_kind"
 def batch_hash(meta: dict[str, Any], digest: str) -> str:
     """A batch record: its metadata (file, format, counts, validation result) and its rows."""
     meta = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in meta.items()}
-    assert sorted(meta) == sorted(BATCH_FIELDS), sorted(meta)
+    if sorted(meta) != sorted(BATCH_FIELDS):
+        raise ValueError(f"a batch record has the fields {sorted(BATCH_FIELDS)}, not {sorted(meta)}")
     return sha256_json({"meta": meta, "rows": digest})
 
 
@@ -60,12 +55,31 @@ def snapshot_hash(definition: dict[str, Any], interactions: int, accounts: int) 
     return sha256_json({"definition": definition, "interactions": interactions, "accounts": accounts})
 
 
-def stored_batch_rows(con: duckdb.DuckDBPyConnection, batch_id: str, batch_kind: str) -> pl.DataFrame:
-    """A batch's rows as stored, in the dtypes the digest expects."""
-    if batch_kind == "interactions":
-        sql = ("SELECT source, target, kind::VARCHAR AS kind, ts, weight, topic, event_id "
-               "FROM interaction WHERE batch_id = ?")
-    else:
-        sql = ("SELECT account_id, handle, followers, following, created_at "
-               "FROM account WHERE batch_id = ?")
-    return frame(con, sql, [batch_id])
+def algorithm_hash(name: str, version: int, source: str, params: dict[str, Any]) -> str:
+    """An algorithm version: its name@version, the sha256 of its source text and of its parameters."""
+    return sha256_json({"name": name, "version": version, "source_sha256": sha256_text(source),
+                        "params_sha256": sha256_json(params)})
+
+
+def run_id_for(snapshot_hash: str, algorithm_hash: str) -> str:
+    """A run is named by what it computes: the snapshot's and the algorithm's content hashes."""
+    return short_id("r", sha256_json({"snapshot": snapshot_hash, "algorithm": algorithm_hash}))
+
+
+def run_hash(run_id: str, snapshot_id: str, algorithm_id: str, accounts: int, result: str,
+             engine_versions: dict[str, str], seconds: float, counterfactual: bool) -> str:
+    """A run record (its scores enter through the result hash)."""
+    return sha256_json({"run_id": run_id, "snapshot_id": snapshot_id, "algorithm_id": algorithm_id,
+                        "accounts": accounts, "result_hash": result, "engines": engine_versions,
+                        "seconds": seconds, "counterfactual": counterfactual})
+
+
+def result_hash(stored: pl.DataFrame) -> str:
+    """A run's score rows in account order: account_id, raw, score, then the components c_0.."""
+    return frame_digest(stored)
+
+
+def publication_hash(run_id: str, period: str, restates: str | None, published_at: datetime) -> str:
+    """A publication: which run, for which period, what it restates and when."""
+    return sha256_json({"run_id": run_id, "period": period, "restates": restates,
+                        "published_at": published_at.isoformat()})

@@ -28,6 +28,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from ..errors import InvalidArgument
+
 FEATURE_SCHEMA: dict[str, pl.DataType] = {
     "account_id": pl.String(), "received": pl.Int64(), "given": pl.Int64(),
     "distinct_engagers": pl.Int64(), "followers": pl.Int64(), "age_days": pl.Float64()}
@@ -184,10 +186,10 @@ def user_segments(features: pl.DataFrame, delta: np.ndarray, user: Mapping[str, 
     """Summaries of NAME=EXPR segments, each EXPR a DuckDB expression over the feature columns."""
     for name, expr in user.items():
         if not name or name in BUILTIN:
-            raise ValueError(f'segment name "{name}" is empty or built in ({", ".join(BUILTIN)}); '
+            raise InvalidArgument(f'segment name "{name}" is empty or built in ({", ".join(BUILTIN)}); '
                              "choose another name")
         if not expr.strip():
-            raise ValueError(f'segment "{name}" has an empty expression')
+            raise InvalidArgument(f'segment "{name}" has an empty expression')
     if not user:
         return []
     out = []
@@ -203,9 +205,9 @@ def user_segments(features: pl.DataFrame, delta: np.ndarray, user: Mapping[str, 
                 table = con.sql(sql).pl()
             except duckdb.Error as exc:
                 reason = " ".join(line for line in str(exc).split("\n")[:2] if not line.startswith("LINE"))
-                raise ValueError(f'segment "{name}": expression "{expr}" failed in DuckDB: {reason}') from exc
+                raise InvalidArgument(f'segment "{name}": expression "{expr}" failed in DuckDB: {reason}') from exc
             if table.height > MAX_USER_BANDS:
-                raise ValueError(f'segment "{name}": expression "{expr}" gives {table.height} distinct values; '
+                raise InvalidArgument(f'segment "{name}": expression "{expr}" gives {table.height} distinct values; '
                                  f"at most {MAX_USER_BANDS} bands are shown, use CASE to group them")
             out.append(table.select(pl.lit(name).alias("segment"), pl.lit(expr).alias("feature"), "band",
                                     "accounts", "mean_delta", "median_delta",

@@ -1,5 +1,6 @@
-"""Read, validate, hash and store one batch. Validation runs before the store is touched, so a
-rejected file leaves the store byte for byte as it was."""
+"""Batches: read, validate, hash and store one input file. Validation runs before the store is
+touched, so a rejected file leaves the store byte for byte as it was. A batch is never changed
+once stored; the same content again is the same batch."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,18 +9,17 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import polars as pl
 
+from ..progress import Step
+from ..store.db import append_log, dicts, frame, registered
+from ..store.hashing import as_utc, short_id
+from ..store.recipes import batch_hash, rows_digest
 from .formats import Parsed, read_input
-from .hashing import short_id
-from .records import as_utc, batch_hash, rows_digest
-from .store import append_log
 from .validate import validate
-
-Step = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,12 @@ def find_by_file(con: duckdb.DuckDBPyConnection, sha: str) -> IngestResult | Non
     A uvt file's rows depend on --kind as well as its bytes, so it is never matched by bytes alone:
     it is read again and matched by content (the same kind again is still a no-op).
     """
-    rows = con.execute("SELECT batch_id, source_name, format, batch_kind, rows, accounts "
-                       "FROM batch WHERE file_sha256 = ? AND format <> 'uvt' ORDER BY batch_id LIMIT 1",
-                       [sha]).fetchall()
-    return _existing(rows[0]) if rows else None
+    rows = dicts(con, f"SELECT {_STORED} FROM batch WHERE file_sha256 = ? AND format <> 'uvt' "
+                      "ORDER BY batch_id LIMIT 1", [sha])
+    return IngestResult(**rows[0], new=False) if rows else None
 
 
-def _existing(row: tuple) -> IngestResult:
-    return IngestResult(batch_id=row[0], path=row[1], format=row[2], batch_kind=row[3],
-                        rows=row[4], accounts=row[5], new=False)
+_STORED = "batch_id, source_name AS path, format, batch_kind, rows, accounts"
 
 
 def normalised(parsed: Parsed) -> pl.DataFrame:
@@ -96,31 +93,29 @@ def store_batch(con: duckdb.DuckDBPyConnection, prep: Prepared, now: datetime, s
     """Insert the batch, its rows and its log entry (inside the caller's transaction)."""
     parsed, rows, now = prep.parsed, prep.rows, as_utc(now)
     batch_id = short_id("b", prep.digest)
-    same = con.execute("SELECT batch_id, source_name, format, batch_kind, rows, accounts FROM batch "
-                       "WHERE content_hash = ?", [prep.digest]).fetchall()
+    same = dicts(con, f"SELECT {_STORED} FROM batch WHERE content_hash = ?", [prep.digest])
     if same:
-        return _existing(same[0])
+        return IngestResult(**same[0], new=False)
     step("storing")
-    con.register("incoming", rows)
     validation = dict(prep.validation)
-    if parsed.batch_kind == "interactions":
-        stored_any = con.execute("SELECT count(*) FROM (SELECT 1 FROM interaction LIMIT 1)").fetchall()[0][0]
-        dup = 0 if not stored_any else con.execute(
-            "SELECT count(*) FROM incoming n WHERE EXISTS (SELECT 1 FROM interaction i WHERE "
-            "i.source = n.source AND i.target = n.target AND i.kind::VARCHAR = n.kind AND i.ts = n.ts "
-            "AND i.weight = n.weight)").fetchall()[0][0]
-        con.execute(f"INSERT INTO interaction SELECT '{batch_id}', source, target, kind, ts, weight, topic, "
-                    "event_id FROM incoming")
-        accounts, min_ts, max_ts = con.execute(
-            "SELECT (SELECT count(*) FROM (SELECT source FROM incoming UNION SELECT target FROM incoming)), "
-            "min(ts), max(ts) FROM incoming").fetchall()[0]
-    else:
-        dup = con.execute("SELECT count(*) FROM incoming n WHERE EXISTS (SELECT 1 FROM account a "
-                          "WHERE a.account_id = n.account_id)").fetchall()[0][0]
-        con.execute(f"INSERT INTO account SELECT '{batch_id}', account_id, handle, followers, following, "
-                    "created_at FROM incoming")
-        accounts, min_ts, max_ts = rows.height, None, None
-    con.unregister("incoming")
+    with registered(con, "incoming", rows):
+        if parsed.batch_kind == "interactions":
+            stored_any = con.execute("SELECT count(*) FROM (SELECT 1 FROM interaction LIMIT 1)").fetchall()[0][0]
+            dup = 0 if not stored_any else con.execute(
+                "SELECT count(*) FROM incoming n WHERE EXISTS (SELECT 1 FROM interaction i WHERE "
+                "i.source = n.source AND i.target = n.target AND i.kind::VARCHAR = n.kind AND i.ts = n.ts "
+                "AND i.weight = n.weight)").fetchall()[0][0]
+            con.execute("INSERT INTO interaction SELECT ?, source, target, kind, ts, weight, topic, event_id "
+                        "FROM incoming", [batch_id])
+            accounts, min_ts, max_ts = con.execute(
+                "SELECT (SELECT count(*) FROM (SELECT source FROM incoming UNION SELECT target FROM incoming)), "
+                "min(ts), max(ts) FROM incoming").fetchall()[0]
+        else:
+            dup = con.execute("SELECT count(*) FROM incoming n WHERE EXISTS (SELECT 1 FROM account a "
+                              "WHERE a.account_id = n.account_id)").fetchall()[0][0]
+            con.execute("INSERT INTO account SELECT ?, account_id, handle, followers, following, created_at "
+                        "FROM incoming", [batch_id])
+            accounts, min_ts, max_ts = rows.height, None, None
     validation["duplicates_of_stored"] = int(dup)
     if dup:
         what = "interactions" if parsed.batch_kind == "interactions" else "accounts"
@@ -137,3 +132,14 @@ def store_batch(con: duckdb.DuckDBPyConnection, prep: Prepared, now: datetime, s
     return IngestResult(batch_id=batch_id, path=str(parsed.path), format=parsed.format,
                         batch_kind=parsed.batch_kind, rows=rows.height, accounts=int(accounts), new=True,
                         warnings=validation["warnings"], duplicates_of_stored=int(dup))
+
+
+def stored_rows(con: duckdb.DuckDBPyConnection, batch_id: str, batch_kind: str) -> pl.DataFrame:
+    """A batch's rows as stored, in the dtypes its digest was computed on."""
+    if batch_kind == "interactions":
+        sql = ("SELECT source, target, kind::VARCHAR AS kind, ts, weight, topic, event_id "
+               "FROM interaction WHERE batch_id = ?")
+    else:
+        sql = ("SELECT account_id, handle, followers, following, created_at "
+               "FROM account WHERE batch_id = ?")
+    return frame(con, sql, [batch_id])

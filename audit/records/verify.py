@@ -1,4 +1,5 @@
-"""Walk the hash chain and recompute every record's content hash from what the store holds.
+"""Verify the store: walk the hash chain, recompute every record's content hash from what the
+store holds, and (with rerun) re-execute every run from its stored inputs and stored source.
 
 A record kind registers a recompute function in RECOMPUTE; verify knows nothing else about it.
 """
@@ -6,19 +7,20 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import duckdb
 
-from . import publications, scoring, snapshots
-from .algorithms import registry
-from .errors import AuditError
-from .records import logged, batch_hash, rows_digest, snapshot_definition, snapshot_hash, stored_batch_rows
-from .snapshots import count_inputs
-from .store import GENESIS, entry_hash
+from ..errors import AuditError
+from ..inputs.batches import stored_rows
+from ..progress import Step, quiet
+from ..store.db import GENESIS, dicts, entry_hash
+from ..store.recipes import (batch_hash, logged, publication_hash, result_hash, rows_digest, run_hash,
+                             snapshot_definition, snapshot_hash)
+from . import algorithms, publications, runs, snapshots
 
-Recompute = Callable[[duckdb.DuckDBPyConnection, str], str | None]
+Recompute = Callable[[duckdb.DuckDBPyConnection, str], "str | None"]
 RECOMPUTE: dict[str, Recompute] = {}
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 TABLES: dict[str, str] = {"batch": "batch", "snapshot": "snapshot"}
@@ -36,84 +38,83 @@ class Verification:
 
 
 def recompute_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None:
-    rows = con.execute("SELECT batch_id, file_sha256, source_name, format, batch_kind, rows, accounts, "
-                       "validation, ingested_at, content_hash, min_ts, max_ts FROM batch WHERE batch_id = ?",
-                       [batch_id]).fetchall()
+    rows = dicts(con, "SELECT batch_id, file_sha256, source_name, format, batch_kind, rows, accounts, "
+                      "validation, ingested_at, content_hash, min_ts, max_ts FROM batch WHERE batch_id = ?",
+                 [batch_id])
     if not rows:
         return None
     r = rows[0]
-    stored = stored_batch_rows(con, batch_id, r[4])
-    digest = rows_digest(stored, r[4])
+    stored = stored_rows(con, batch_id, r["batch_kind"])
+    digest = rows_digest(stored, r["batch_kind"])
     # Columns outside the logged hash must still agree with the rows: content_hash decides what a
     # later ingest takes for "already stored", min_ts/max_ts are shown.
-    span = (stored["ts"].min(), stored["ts"].max()) if r[4] == "interactions" else (None, None)
-    if r[9] != digest or (r[10], r[11]) != span:
+    span = (stored["ts"].min(), stored["ts"].max()) if r["batch_kind"] == "interactions" else (None, None)
+    if r["content_hash"] != digest or (r["min_ts"], r["max_ts"]) != span:
         return f"stored content_hash/min_ts/max_ts disagree with the rows of {batch_id}"
-    meta = dict(zip(("batch_id", "file_sha256", "source_name", "format", "batch_kind", "rows", "accounts"), r[:7]))
-    meta.update(validation=json.loads(r[7]), ingested_at=r[8])
-    return batch_hash(meta, digest)
+    meta = {k: r[k] for k in ("batch_id", "file_sha256", "source_name", "format", "batch_kind", "rows",
+                              "accounts", "ingested_at")}
+    return batch_hash(meta | {"validation": json.loads(r["validation"])}, digest)
 
 
 def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str | None:
-    rows = con.execute("SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash, label, "
-                       "created_at FROM snapshot WHERE snapshot_id = ?", [snapshot_id]).fetchall()
+    rows = dicts(con, "SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash, label, "
+                      "created_at FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
     if not rows:
         return None
-    as_of, window, batch_ids, stored_interactions, stored_accounts, stored_hash, label, created_at = rows[0]
+    r = rows[0]
     batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
-                          "ORDER BY batch_id", [batch_ids]).fetchall()
-    definition = snapshot_definition(as_of, window, [tuple(b) for b in batches])
-    interactions, accounts = count_inputs(con, as_of, window, list(batch_ids))
+                          "ORDER BY batch_id", [r["batch_ids"]]).fetchall()
+    definition = snapshot_definition(r["as_of"], r["window_seconds"], [tuple(b) for b in batches])
+    interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]))
     content = snapshot_hash(definition, interactions, accounts)
     # The stored counts are what `audit snapshots` shows: they must be the recounted ones.
-    if (stored_interactions, stored_accounts, stored_hash) != (interactions, accounts, content):
+    if (r["interactions"], r["accounts"], r["content_hash"]) != (interactions, accounts, content):
         return f"stored interactions/accounts/content_hash disagree with a recount of {snapshot_id}"
-    return logged(content, label=label, created_at=created_at)
+    return logged(content, label=r["label"], created_at=r["created_at"])
 
 
 def recompute_algorithm(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> str | None:
-    stored = registry.get(con, algorithm_id)
+    stored = algorithms.find(con, algorithm_id)
     if stored is None:
         return None
-    derived = registry.from_source(stored.source, stored.label)   # what the stored source declares
+    derived = algorithms.from_source(stored.source, stored.label)   # what the stored source declares
     if (derived.name, derived.version, derived.description, derived.changelog, derived.components,
             derived.reasons, derived.algorithm_id) != (stored.name, stored.version, stored.description,
                                                        stored.changelog, stored.components, stored.reasons,
                                                        stored.algorithm_id) or stored.params != derived.params:
         return "fields differ from what the stored source declares"
-    return logged(registry.algorithm_hash(stored), registered_at=stored.registered_at)
+    return logged(algorithms.content_hash(stored), registered_at=stored.registered_at)
 
 
 def recompute_run(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
-    run = scoring.get(con, run_id)
+    run = runs.find(con, run_id)
     if run is None:
         return None
-    digest = scoring.result_hash(scoring.stored_scores(con, run_id))
-    content = scoring.run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
-                               run.seconds, run.counterfactual)
-    return logged(content, created_at=run.created_at, normalisation=scoring.stored_normalisation(con, run_id))
+    digest = result_hash(runs.stored_scores(con, run_id))
+    content = run_hash(run.run_id, run.snapshot_id, run.algorithm_id, run.accounts, digest, run.engines,
+                       run.seconds, run.counterfactual)
+    return logged(content, created_at=run.created_at, normalisation=runs.stored_normalisation(con, run_id))
 
 
-def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> tuple[list[dict], list[str], int]:
+def rerun(con: duckdb.DuckDBPyConnection, step: Step = quiet) -> tuple[list[dict], list[str], int]:
     """Re-execute every run from its stored inputs and stored source; compare result hashes."""
     problems, notes = [], []
-    now_engines = scoring.engines()
-    runs = scoring.list_all(con)
-    for run in runs:
+    now_engines = runs.engines()
+    every = runs.list_all(con)
+    for run in every:
         step(f"re-running {run.run_id} ({run.algorithm})")
-        snap = snapshots.get(con, run.snapshot_id)
-        algorithm = registry.get(con, run.algorithm_id)
+        snap, algorithm = snapshots.find(con, run.snapshot_id), algorithms.find(con, run.algorithm_id)
         if snap is None or algorithm is None:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
                              "problem": "its snapshot or algorithm is missing"})
             continue
         try:
-            rows, norm = scoring.compute(con, snap, algorithm)
-            fresh = scoring.result_hash(rows)
+            rows, norm = runs.compute(con, snap, algorithm)
+            fresh = result_hash(rows)
         except AuditError as exc:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id, "problem": f"re-run failed: {exc}"})
             continue
-        stored_norm = scoring.stored_normalisation(con, run.run_id)
+        stored_norm = runs.stored_normalisation(con, run.run_id)
         if norm != stored_norm:
             problems.append({"seq": None, "kind": "run", "record_id": run.run_id,
                              "problem": f"re-running {run.algorithm} on {run.snapshot_id} gives normalisation "
@@ -127,14 +128,14 @@ def rerun(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _
             notes.append(f"run {run.run_id} was computed under " + ", ".join(
                 f"{k} {run.engines.get(k)}" for k in changed) + "; re-run under " + ", ".join(
                 f"{k} {now_engines[k]}" for k in changed))
-    return problems, notes, len(runs)
+    return problems, notes, len(every)
 
 
 def recompute_publication(con: duckdb.DuckDBPyConnection, publication_id: str) -> str | None:
-    pub = publications.get(con, publication_id)
+    pub = publications.find(con, publication_id)
     if pub is None:
         return None
-    return publications.publication_hash(pub.run_id, pub.period, pub.restates, pub.published_at)
+    return publication_hash(pub.run_id, pub.period, pub.restates, pub.published_at)
 
 
 RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=recompute_algorithm,
@@ -142,19 +143,20 @@ RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=r
 TABLES.update(algorithm="algorithm", run="run", publication="publication")
 
 
-def verify_log(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lambda _: None) -> Verification:
+def verify_log(con: duckdb.DuckDBPyConnection, step: Step = quiet) -> Verification:
     """Check the chain link by link, then each record's content, then that no record is unlogged."""
-    entries = con.execute("SELECT seq, record_kind, record_id, content_hash, prev_hash, entry_hash, logged_at "
-                          "FROM log ORDER BY seq").fetchall()
+    entries = dicts(con, "SELECT seq, record_kind, record_id, content_hash, prev_hash, entry_hash, logged_at "
+                         "FROM log ORDER BY seq")
     problems: list[dict] = []
     prev = GENESIS
-    for seq, kind, record_id, content, prev_hash, h, at in entries:
-        where = {"seq": seq, "kind": kind, "record_id": record_id}
-        if prev_hash != prev:
+    for e in entries:
+        kind, record_id = e["record_kind"], e["record_id"]
+        where = {"seq": e["seq"], "kind": kind, "record_id": record_id}
+        if e["prev_hash"] != prev:
             problems.append({**where, "problem": "log entry does not link to the previous entry"})
-        if entry_hash(seq, kind, record_id, content, prev_hash, at) != h:
+        if entry_hash(e["seq"], kind, record_id, e["content_hash"], e["prev_hash"], e["logged_at"]) != e["entry_hash"]:
             problems.append({**where, "problem": "log entry hash does not match its fields"})
-        prev = h
+        prev = e["entry_hash"]
         step(f"{kind} {record_id}")
         recompute = RECOMPUTE.get(kind)
         if recompute is None:
@@ -169,13 +171,27 @@ def verify_log(con: duckdb.DuckDBPyConnection, step: Callable[[str], None] = lam
             problems.append({**where, "problem": f"{kind} {record_id} is missing from the store"})
         elif not _HASH.match(found):        # a recompute function names what disagrees
             problems.append({**where, "problem": f"{changed}: {found}"})
-        elif found != content:
+        elif found != e["content_hash"]:
             problems.append({**where, "problem": f"{changed} (its content hash no longer matches the log)"})
     for kind, table in sorted(TABLES.items()):
+        # table names come from TABLES (code), never from input
         unlogged = con.execute(
             f"SELECT {table}_id FROM {table} WHERE {table}_id NOT IN "
             f"(SELECT record_id FROM log WHERE record_kind = ?) ORDER BY 1", [kind]).fetchall()
         problems += [{"seq": None, "kind": kind, "record_id": r[0],
                       "problem": f"{kind} {r[0]} is in the store but not in the log"} for r in unlogged]
-    head = entries[-1][5] if entries else GENESIS
+    head = entries[-1]["entry_hash"] if entries else GENESIS
     return Verification(ok=not problems, entries=len(entries), head=head, problems=problems)
+
+
+def verify(con: duckdb.DuckDBPyConnection, *, rerun_runs: bool = False, step: Step = quiet) -> Verification:
+    """The log and every content hash; with rerun_runs, every run re-executed as well, its
+    problems and notes merged into the one result."""
+    result = verify_log(con, step)
+    if rerun_runs:
+        problems, notes, count = rerun(con, step)
+        result.problems += problems
+        result.notes += notes
+        result.reran = count
+        result.ok = not result.problems
+    return result

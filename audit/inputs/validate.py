@@ -14,9 +14,9 @@ from typing import Any
 
 import polars as pl
 
-from .errors import ValidationError
+from ..errors import ValidationError
 from .formats import ACCOUNT_COLUMNS, INTERACTION_COLUMNS, OPTIONAL_ACCOUNT, OPTIONAL_INTERACTION, Parsed
-from .schema import KINDS
+from ..store.schema import KINDS
 
 EXAMPLES = 5
 

@@ -14,10 +14,11 @@ from datetime import datetime
 import duckdb
 import polars as pl
 
-from .errors import AuditError
-from .hashing import sha256_json, short_id
-from .records import as_utc
-from .store import append_log, frame
+from ..errors import AuditError
+from ..store.db import append_log, dicts, frame
+from ..store.hashing import as_utc, short_id
+from ..store.recipes import publication_hash
+from .runs import RANK
 
 
 @dataclass(frozen=True)
@@ -31,26 +32,19 @@ class Publication:
     new: bool = False
 
 
-def publication_hash(run_id: str, period: str, restates: str | None, published_at: datetime) -> str:
-    return sha256_json({"run_id": run_id, "period": period, "restates": restates,
-                        "published_at": published_at.isoformat()})
-
-
-def _row(r: tuple) -> Publication:
-    return Publication(r[0], r[1], r[2], r[3], r[4])
-
-
 _COLUMNS = "publication_id, run_id, period, restates, published_at"
 
 
-def get(con: duckdb.DuckDBPyConnection, publication_id: str) -> Publication | None:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM publication WHERE publication_id = ?", [publication_id]).fetchall()
-    return _row(rows[0]) if rows else None
+def find(con: duckdb.DuckDBPyConnection, publication_id: str) -> Publication | None:
+    """The publication with this exact id, or None."""
+    rows = dicts(con, f"SELECT {_COLUMNS} FROM publication WHERE publication_id = ?", [publication_id])
+    return Publication(**rows[0]) if rows else None
 
 
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Publication]:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM publication ORDER BY published_at, period, publication_id").fetchall()
-    return [_row(r) for r in rows]
+    """Every publication, in the order they were made."""
+    return [Publication(**r) for r in
+            dicts(con, f"SELECT {_COLUMNS} FROM publication ORDER BY published_at, period, publication_id")]
 
 
 def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datetime) -> Publication:
@@ -60,16 +54,15 @@ def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datet
     now = as_utc(now)
     if not period:
         raise AuditError("--period must not be empty; e.g. --period 2012-07-04")
-    same = con.execute(f"SELECT {_COLUMNS} FROM publication WHERE run_id = ? AND period = ?",
-                       [run_id, period]).fetchall()
+    same = dicts(con, f"SELECT {_COLUMNS} FROM publication WHERE run_id = ? AND period = ?", [run_id, period])
     if same:
-        return _row(same[0])
-    latest = con.execute("SELECT publication_id, published_at FROM publication WHERE period = ? "
-                         "ORDER BY published_at DESC, publication_id DESC LIMIT 1", [period]).fetchall()
-    restates = latest[0][0] if latest else None
-    if latest and now <= latest[0][1]:
-        raise AuditError(f"period {period} was last published at {latest[0][1].isoformat()}; a restatement "
-                         "must be published after it")
+        return Publication(**same[0])
+    latest = dicts(con, "SELECT publication_id, published_at FROM publication WHERE period = ? "
+                        "ORDER BY published_at DESC, publication_id DESC LIMIT 1", [period])
+    restates = latest[0]["publication_id"] if latest else None
+    if latest and now <= latest[0]["published_at"]:
+        raise AuditError(f"period {period} was last published at {latest[0]['published_at'].isoformat()}; "
+                         "a restatement must be published after it")
     content = publication_hash(run_id, period, restates, now)
     publication_id = short_id("p", content)
     con.execute("INSERT INTO publication VALUES (?, ?, ?, ?, ?, ?)",
@@ -104,9 +97,8 @@ def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bo
             SELECT *, count(*) OVER (PARTITION BY period) AS versions FROM visible
             QUALIFY row_number() OVER (PARTITION BY period ORDER BY {order}) = 1),
         ranked AS (
-            SELECT s.run_id, s.account_id, s.score,
-                   rank() OVER (PARTITION BY s.run_id ORDER BY s.score DESC) AS rank
-            FROM score s WHERE s.run_id IN (SELECT run_id FROM shown))
+            SELECT run_id, account_id, score, {RANK} AS rank
+            FROM score WHERE run_id IN (SELECT run_id FROM shown))
         SELECT r.account_id, p.period, r.score, r.rank, p.run_id,
                a.name || '@' || a.version AS algorithm, p.publication_id, p.published_at,
                {"p.restates IS NOT NULL" if pick_latest else "p.versions > 1"} AS restated,

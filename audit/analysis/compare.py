@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from audit import segments as seg
+from . import segments as seg
 
 try:  # scipy's compiled Fenwick count: ~20x faster than the numpy fallback below
     from scipy.stats._stats import _kendall_dis
@@ -329,14 +329,19 @@ def _extreme(d: np.ndarray, n: int) -> np.ndarray:
     return cand[np.lexsort((cand, -d[cand]))][:max(n, 0)]
 
 
+def rank_in(descending: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The rank of each score among a run's scores sorted descending: 1 + the number strictly
+    higher (records.runs.RANK, the same definition in SQL)."""
+    return np.searchsorted(-descending, -scores, side="left").astype(np.int64) + 1
+
+
 def _movers(idx: np.ndarray, ids: pl.Series, x: np.ndarray, y: np.ndarray, d: np.ndarray,
             sorted_b: np.ndarray, sorted_c: np.ndarray) -> pl.DataFrame:
     xb, yc = x[idx], y[idx]
     return pl.DataFrame({
         "account_id": ids.gather(idx),
         "baseline_score": xb, "candidate_score": yc, "delta": d[idx],
-        "baseline_rank": np.searchsorted(-sorted_b, -xb, side="left").astype(np.int64) + 1,
-        "candidate_rank": np.searchsorted(-sorted_c, -yc, side="left").astype(np.int64) + 1,
+        "baseline_rank": rank_in(sorted_b, xb), "candidate_rank": rank_in(sorted_c, yc),
     }, schema=dict(zip(MOVER_COLUMNS, (pl.String, pl.Float64, pl.Float64, pl.Float64, pl.Int64, pl.Int64), strict=True)))
 
 

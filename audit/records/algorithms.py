@@ -1,7 +1,8 @@
-"""Register algorithm source into the store and execute stored source.
+"""Algorithm versions: register a module's source into the store, and execute stored source.
 
 Trust boundary: only source that was registered into the store is executed, and only after
-its sha256 matches the one recorded at registration.
+its sha256 matches the one recorded at registration. The shipped versions live as
+self-contained modules in `audit.algorithms` and are registered from there on first use.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from typing import Any
 import duckdb
 
 from ..errors import AuditError, NotFound
-from ..hashing import canonical_json, sha256_json, sha256_text, short_id
-from ..records import logged
-from ..store import append_log
+from ..store.db import append_log, dicts
+from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
+from ..store.recipes import algorithm_hash, logged
 
 SHIPPED = {"activity@1": "activity_v1.py", "network@2": "network_v2.py"}
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "COMPONENTS", "score")
@@ -72,9 +73,7 @@ def from_source(source: str, origin: str) -> Algorithm:
         params = json.loads(canonical_json(module.PARAMS))
     except (TypeError, ValueError) as exc:
         raise AuditError(f"{origin}: PARAMS must be JSON-able ({exc})") from None
-    source_sha, params_sha = sha256_text(source), sha256_json(params)
-    content = sha256_json({"name": name, "version": version, "source_sha256": source_sha,
-                           "params_sha256": params_sha})
+    source_sha, content = sha256_text(source), algorithm_hash(name, version, source, params)
     return Algorithm(
         algorithm_id=short_id("a", content), content_hash=content, name=name, version=version,
         description=str(module.DESCRIPTION).strip(), changelog=str(module.CHANGELOG).strip(), params=params,
@@ -83,36 +82,46 @@ def from_source(source: str, origin: str) -> Algorithm:
         reasons={str(k): str(v) for k, v in dict(getattr(module, "REASONS", {})).items()})
 
 
-def algorithm_hash(a: Algorithm) -> str:
-    """Content hash of the record (recomputed by verify from the stored row)."""
-    return sha256_json({"name": a.name, "version": a.version, "source_sha256": sha256_text(a.source),
-                        "params_sha256": sha256_json(a.params)})
+def content_hash(a: Algorithm) -> str:
+    """The content hash of a version as its stored fields give it (verify recomputes it)."""
+    return algorithm_hash(a.name, a.version, a.source, a.params)
 
 
 _COLUMNS = ("algorithm_id, content_hash, name, version, description, changelog, params, source, "
             "source_sha256, components, reasons, registered_at")
 
 
-def _row(r: tuple) -> Algorithm:
-    return Algorithm(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8],
-                     tuple(tuple(c) for c in json.loads(r[9])), json.loads(r[10]), r[11])
+def _algorithm(row: dict) -> Algorithm:
+    return Algorithm(**{**row, "params": json.loads(row["params"]),
+                        "components": tuple(tuple(c) for c in json.loads(row["components"])),
+                        "reasons": json.loads(row["reasons"])})
 
 
-def get(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm | None:
-    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE algorithm_id = ?", [algorithm_id]).fetchall()
-    return _row(rows[0]) if rows else None
+def find(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm | None:
+    """The version with this exact id, or None."""
+    rows = dicts(con, f"SELECT {_COLUMNS} FROM algorithm WHERE algorithm_id = ?", [algorithm_id])
+    return _algorithm(rows[0]) if rows else None
+
+
+def get(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm:
+    """The version with this exact id; NotFound when the store does not hold it."""
+    found = find(con, algorithm_id)
+    if found is None:
+        raise NotFound(f'algorithm "{algorithm_id}" not found; "audit algorithms" lists them')
+    return found
 
 
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Algorithm]:
-    return [_row(r) for r in con.execute(f"SELECT {_COLUMNS} FROM algorithm ORDER BY name, version").fetchall()]
+    """Every registered version, by name and version."""
+    return [_algorithm(r) for r in dicts(con, f"SELECT {_COLUMNS} FROM algorithm ORDER BY name, version")]
 
 
 def register(con: duckdb.DuckDBPyConnection, candidate: Algorithm, now: datetime) -> tuple[Algorithm, bool]:
     """Store a version; the same one again is a no-op, changed source under its name@version is refused."""
-    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
-                       [candidate.name, candidate.version]).fetchall()
+    rows = dicts(con, f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
+                 [candidate.name, candidate.version])
     if rows:
-        stored = _row(rows[0])
+        stored = _algorithm(rows[0])
         if stored.content_hash == candidate.content_hash:
             return stored, False
         what = "source" if stored.source_sha256 != candidate.source_sha256 else "parameters"
@@ -126,33 +135,32 @@ def register(con: duckdb.DuckDBPyConnection, candidate: Algorithm, now: datetime
         candidate.source_sha256, json.dumps([list(c) for c in candidate.components]),
         json.dumps(candidate.reasons, sort_keys=True), now])
     append_log(con, "algorithm", candidate.algorithm_id, logged(candidate.content_hash, registered_at=now), now)
-    stored = get(con, candidate.algorithm_id)
-    assert stored is not None
-    return stored, True
+    return get(con, candidate.algorithm_id), True
 
 
 def shipped_source(label: str) -> str:
-    return resources.files(__package__).joinpath(SHIPPED[label]).read_text(encoding="utf-8")
+    """The source text of a shipped version, as installed (what registering it stores)."""
+    return resources.files("audit.algorithms").joinpath(SHIPPED[label]).read_text(encoding="utf-8")
 
 
 def resolve(con: duckdb.DuckDBPyConnection, ref: str, now: datetime | None) -> Algorithm:
     """`name@version`, or an `a_` id prefix. A shipped version is registered on first use (needs `now`)."""
     if "@" in ref:
         name, _, version = ref.partition("@")
-        rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
-                           [name, int(version) if version.isdigit() else -1]).fetchall()
+        rows = dicts(con, f"SELECT {_COLUMNS} FROM algorithm WHERE name = ? AND version = ?",
+                     [name, int(version) if version.isdigit() else -1])
         if rows:
-            return _row(rows[0])
+            return _algorithm(rows[0])
         if ref in SHIPPED and now is not None:
             return register(con, from_source(shipped_source(ref), ref), now)[0]
         raise NotFound(f'algorithm "{ref}" is not registered; "audit algorithms" lists them, '
                        f"shipped: {', '.join(SHIPPED)}")
-    rows = con.execute(f"SELECT {_COLUMNS} FROM algorithm WHERE starts_with(algorithm_id, ?) "
-                       "ORDER BY algorithm_id LIMIT 2", [ref]).fetchall()
+    rows = dicts(con, f"SELECT {_COLUMNS} FROM algorithm WHERE starts_with(algorithm_id, ?) "
+                      "ORDER BY algorithm_id LIMIT 2", [ref])
     if len(rows) != 1:
         raise NotFound(f'algorithm "{ref}" {"is ambiguous" if rows else "not found"}; '
                        'give NAME@VERSION, e.g. network@2 ("audit algorithms" lists them)')
-    return _row(rows[0])
+    return _algorithm(rows[0])
 
 
 def verified_module(a: Algorithm) -> types.ModuleType:
@@ -162,7 +170,7 @@ def verified_module(a: Algorithm) -> types.ModuleType:
         raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored source does not match its "
                          "registered sha256; refusing to run it (audit verify names the change)")
     module = load_module(a.source, a.label)
-    if algorithm_hash(a) != a.content_hash or json.loads(canonical_json(module.PARAMS)) != a.params:
+    if content_hash(a) != a.content_hash or json.loads(canonical_json(module.PARAMS)) != a.params:
         raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored parameters do not match its "
                          "registration; refusing to run it (audit verify names the change)")
     return module

@@ -1,0 +1,46 @@
+"""How a facade function reaches the store: a path (opened for the call) or the open connection
+of a process that owns the store (the server), of which each call takes its own cursor."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ..store.db import connect, cursor, transaction
+
+Store = str | Path | duckdb.DuckDBPyConnection
+
+
+@contextmanager
+def reading(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection that reads the last committed state."""
+    if isinstance(store, duckdb.DuckDBPyConnection):
+        cur = cursor(store)
+        try:
+            yield cur
+        finally:
+            cur.close()
+    else:
+        with connect(store) as con:
+            yield con
+
+
+@contextmanager
+def writing(store: Store, *, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction: everything the block appends is stored, or nothing is."""
+    if isinstance(store, duckdb.DuckDBPyConnection):
+        cur = cursor(store)
+        try:
+            with transaction(cur):
+                yield cur
+        finally:
+            cur.close()
+    else:
+        with connect(store, write=True, create=create) as con, transaction(con):
+            yield con
+
+
+def is_path(store: Store) -> bool:
+    return not isinstance(store, duckdb.DuckDBPyConnection)

@@ -1,0 +1,149 @@
+"""Facade: compare two runs, explain one account's change, verify the store.
+
+The analyses themselves are pure (`audit.analysis`); this module gathers their inputs from the
+records and stores the counterfactual runs an explanation needs.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import duckdb
+import polars as pl
+
+from ..analysis.explain import Explanation, RunPoint, Side, check_account, combine, split_data
+from ..progress import Step, quiet
+from ..records import algorithms as algos
+from ..records import runs as runs_
+from ..records import snapshots as snaps
+from ..records.algorithms import Algorithm
+from ..records.runs import Run
+from ..records.snapshots import Snapshot
+from ..records.verify import Verification, verify as verify_store
+from ._store import Store, reading, writing
+
+if TYPE_CHECKING:   # compare pulls in scipy.stats; only compare and the reports need it at run time
+    from ..analysis.compare import Comparison, RunInfo
+
+
+# ---------------------------------------------------------------- compare
+
+def run_info(con: duckdb.DuckDBPyConnection, run: Run) -> RunInfo:
+    """What identifies one side of a comparison: the run, its snapshot and its algorithm's source."""
+    from ..analysis.compare import RunInfo
+    algo = algos.get(con, run.algorithm_id)
+    return RunInfo(run_id=run.run_id, snapshot_id=run.snapshot_id, algorithm=algo.label, params=algo.params,
+                   source=algo.source, snapshot_label=snaps.get(con, run.snapshot_id).label)
+
+
+def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, *, top: int = 20,
+                 segments: dict[str, str] | None = None) -> Comparison:
+    """Compare two runs on an open connection (the transparency report compares each release too)."""
+    from ..analysis.compare import compare_runs as compare_frames
+    features = snaps.features(con, snaps.get(con, baseline.snapshot_id))
+    return compare_frames(runs_.run_scores(con, baseline.run_id), runs_.run_scores(con, candidate.run_id),
+                          features=features, baseline_info=run_info(con, baseline),
+                          candidate_info=run_info(con, candidate), top=top, segments=segments)
+
+
+def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
+            segments: dict[str, str] | None = None) -> Comparison:
+    """Compare two runs: coverage, deltas, rank agreement, bands, segments (over the baseline's
+    snapshot inputs), movers, and the parameter and source diff of their algorithms."""
+    with reading(store) as con:
+        return compare_runs(con, runs_.resolve(con, baseline), runs_.resolve(con, candidate), top=top,
+                            segments=segments)
+
+
+# ---------------------------------------------------------------- explain
+
+def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) -> list[tuple[str, str]]:
+    """(snapshot_id, algorithm_id) pairs the explanation needs that are not stored yet."""
+    if r1.snapshot_id == r2.snapshot_id or r1.algorithm_id == r2.algorithm_id:
+        return []
+    pairs = [(r2.snapshot_id, r1.algorithm_id), (r1.snapshot_id, r2.algorithm_id)]
+    return [p for p in pairs if runs_.find_for(con, *p) is None]
+
+
+def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str) -> RunPoint | None:
+    hit = runs_.ranked(con, run.run_id, accounts=[account])
+    if hit.height == 0:
+        return None
+    r = hit.row(0, named=True)
+    return RunPoint(run.run_id, run.snapshot_id, snap.label, run.algorithm, r["score"], r["raw"], r["rank"])
+
+
+def _present(con: duckdb.DuckDBPyConnection, account: str, *runs: Run) -> None:
+    """A clear message when the account has no score in a run the explanation needs."""
+    check_account(account, {r.run_id: runs_.ranked(con, r.run_id, accounts=[account]).height > 0 for r in runs})
+
+
+def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
+    """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""
+    snap1, snap2 = snaps.get(con, r1.snapshot_id), snaps.get(con, r2.snapshot_id)
+    a1, a2 = algos.get(con, r1.algorithm_id), algos.get(con, r2.algorithm_id)
+    p1, p2 = _point(con, r1, snap1, account), _point(con, r2, snap2, account)
+    check_account(account, {r1.run_id: p1 is not None, r2.run_id: p2 is not None})
+    # the account's inputs in both snapshots, and who engaged it in either (their scores are needed)
+    inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account) for snap in (snap1, snap2)}
+    ids = sorted(set(pl.concat([f.filter(pl.col("target") == account)["source"] for f in inputs.values()])
+                     .unique().to_list()) | {account})
+
+    def side(run: Run, snap: Snapshot, algo: Algorithm, module) -> Side:
+        norm = runs_.stored_normalisation(con, run.run_id)
+        if norm is None and hasattr(module, "normalisation"):     # a run stored without it
+            norm = module.normalisation(runs_.run_scores(con, run.run_id), algo.params)
+        return Side(runs_.run_scores(con, run.run_id, ids), runs_.account_components(con, run.run_id, algo, account),
+                    inputs[snap.snapshot_id], norm)
+
+    def data_split(algo: Algorithm, before: Run, after: Run):
+        module = algos.verified_module(algo)
+        return split_data(module, algo.label, algo.params, algo.components, account,
+                          side(before, snap1, algo, module), side(after, snap2, algo, module))
+
+    counterfactual_runs: tuple[str, ...] = ()
+    if r1.snapshot_id == r2.snapshot_id:
+        splits, labels, method = [], [], "same snapshot: the whole change is the algorithm"
+    elif r1.algorithm_id == r2.algorithm_id:
+        splits, labels = [(1.0, data_split(a1, r1, r2))], [a1.label]
+        method = "same algorithm: the change is data, split into own activity and everyone else"
+    else:
+        c12 = runs_.find_for(con, r2.snapshot_id, r1.algorithm_id)     # old algorithm, new data
+        c21 = runs_.find_for(con, r1.snapshot_id, r2.algorithm_id)     # new algorithm, old data
+        if c12 is None or c21 is None:
+            raise RuntimeError("the counterfactual runs must be stored before the explanation is gathered")
+        _present(con, account, c12, c21)
+        splits = [(0.5, data_split(a1, r1, c12)), (0.5, data_split(a2, c21, r2))]
+        labels = [a1.label, a2.label]
+        method = ("snapshot and algorithm both changed: two-factor Shapley value over the counterfactual runs "
+                  f"{c12.run_id} ({a1.label} on the new snapshot) and {c21.run_id} ({a2.label} on the old one)")
+        counterfactual_runs = (c12.run_id, c21.run_id)
+    return combine(account, p1, p2, splits, labels, a2.reasons, {a1.label: a1.reasons, a2.label: a2.reasons},
+                   counterfactual_runs, method)
+
+
+def explain(store: Store, account: str, *, from_run: str, to_run: str, now: datetime,
+            step: Step = quiet) -> Explanation:
+    """Explain ACCOUNT's score change from one run to another; computes and stores missing
+    counterfactual runs first (a second explanation of the same change computes none)."""
+    with reading(store) as con:
+        r1, r2 = runs_.resolve(con, from_run), runs_.resolve(con, to_run)
+        _present(con, account, r1, r2)       # before any counterfactual is computed
+        missing = _needed_counterfactuals(con, r1, r2)
+    if missing:
+        with writing(store) as con:
+            for snapshot_id, algorithm_id in missing:
+                algo = algos.get(con, algorithm_id)
+                step(f"counterfactual run: {algo.label} on {snapshot_id}")
+                runs_.score_snapshot(con, snaps.get(con, snapshot_id), algo, now, counterfactual=True)
+    with reading(store) as con:
+        step(f"explaining {account}")
+        return _explain_runs(con, account, r1, r2)
+
+
+# ---------------------------------------------------------------- verify
+
+def verify(store: Store, *, rerun: bool = False, step: Step = quiet) -> Verification:
+    """Walk the log and recompute every record's content hash; with rerun, re-execute every run."""
+    with reading(store) as con:
+        return verify_store(con, rerun_runs=rerun, step=step)

@@ -1,0 +1,45 @@
+"""Facade: input batches and snapshots."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from ..inputs.batches import IngestResult, file_sha256, find_by_file, prepare, store_batch
+from ..progress import Step, quiet
+from ..records import snapshots as snaps
+from ..records.snapshots import Snapshot
+from ._store import Store, is_path, reading, writing
+
+
+def ingest(store: Store, path: str | Path, *, now: datetime, fmt: str = "auto",
+           kind: str | None = None, step: Step = quiet) -> IngestResult:
+    """Validate PATH and store it as one batch; the same content again is a no-op."""
+    if (not is_path(store) or Path(store).exists()) and Path(path).is_file():
+        with writing(store) as con:      # a writer: migrates a store of an older schema
+            known = find_by_file(con, file_sha256(Path(path)))
+        if known is not None:
+            return known
+    prep = prepare(path, fmt, kind, now, step)      # the store is not touched until this passed
+    with writing(store, create=True) as con:
+        return store_batch(con, prep, now, step)
+
+
+def snapshot(store: Store, *, as_of: datetime | str, now: datetime, window: str | int | None = None,
+             label: str | None = None) -> Snapshot:
+    """Freeze the batches stored so far as of AS_OF, over WINDOW (e.g. "7d"; None: everything)."""
+    instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
+    seconds = snaps.parse_window(window) if isinstance(window, str) or window is None else int(window)
+    with writing(store) as con:
+        return snaps.create(con, instant, seconds, label, now)
+
+
+def snapshots(store: Store) -> list[Snapshot]:
+    """Every snapshot, oldest as-of first."""
+    with reading(store) as con:
+        return snaps.list_all(con)
+
+
+def get_snapshot(store: Store, ref: str) -> Snapshot:
+    """One snapshot by id, unique prefix, or `latest`."""
+    with reading(store) as con:
+        return snaps.resolve(con, ref)

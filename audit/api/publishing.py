@@ -1,0 +1,33 @@
+"""Facade: publications and score history."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from ..records import publications as pubs
+from ..records import runs as runs_
+from ..records import snapshots as snaps
+from ..records.publications import Publication
+from ._store import Store, reading, writing
+
+
+def publish(store: Store, run: str, *, period: str, now: datetime) -> Publication:
+    """Publish RUN for PERIOD; a period that already has a publication gets a restatement beside it."""
+    with writing(store) as con:
+        return pubs.publish(con, runs_.resolve(con, run).run_id, period, now)
+
+
+def publications(store: Store) -> list[Publication]:
+    """Every publication, in the order they were made."""
+    with reading(store) as con:
+        return pubs.list_all(con)
+
+
+def history(store: Store, accounts: str | list[str], *, restated: bool = False,
+            as_of: datetime | str | None = None) -> pl.DataFrame:
+    """Score history of one or many accounts: as published (default), as restated, or as of an instant."""
+    ids = [accounts] if isinstance(accounts, str) else list(accounts)
+    instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
+    with reading(store) as con:
+        return pubs.history(con, ids, restated=restated, as_of=instant)

@@ -1,0 +1,76 @@
+"""Facade: algorithm versions, runs and their scores."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import AuditError
+from ..records import algorithms as algos
+from ..records import runs as runs_
+from ..records import snapshots as snaps
+from ..records.algorithms import Algorithm
+from ..records.runs import Run
+from ._store import Store, reading, writing
+
+
+def register(store: Store, path: str | Path, *, now: datetime) -> tuple[Algorithm, bool]:
+    """Register the algorithm module at PATH; (algorithm, new)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AuditError(f'{path}: no such file')
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise AuditError(f"{path}: not UTF-8 Python source") from None
+    candidate = algos.from_source(source, str(path))
+    if candidate.label in algos.SHIPPED and source != algos.shipped_source(candidate.label):
+        raise AuditError(f"{path}: {candidate.label} is a shipped version of audit; give your algorithm "
+                         "another NAME (or a VERSION that audit does not ship)")
+    with writing(store, create=True) as con:
+        return algos.register(con, candidate, now)
+
+
+def algorithms(store: Store) -> list[Algorithm]:
+    """Every registered algorithm version, by name and version."""
+    with reading(store) as con:
+        return algos.list_all(con)
+
+
+def get_algorithm(store: Store, ref: str) -> Algorithm:
+    """One registered version by name@version or id prefix."""
+    with reading(store) as con:
+        return algos.resolve(con, ref, None)
+
+
+def score(store: Store, snapshot: str, algorithm: str, *, now: datetime, counterfactual: bool = False) -> Run:
+    """Score SNAPSHOT with ALGORITHM (name@version) and store the run; an existing run is returned."""
+    with writing(store) as con:
+        snap = snaps.resolve(con, snapshot)
+        algo = algos.resolve(con, algorithm, now)
+        return runs_.score_snapshot(con, snap, algo, now, counterfactual=counterfactual)
+
+
+def runs(store: Store) -> list[Run]:
+    """Every run, by snapshot as-of, then algorithm."""
+    with reading(store) as con:
+        return runs_.list_all(con)
+
+
+def get_run(store: Store, ref: str) -> Run:
+    """One run by id or unique prefix."""
+    with reading(store) as con:
+        return runs_.resolve(con, ref)
+
+
+def scores(store: Store, run: str, *, accounts: list[str] | None = None, top: int | None = None) -> pl.DataFrame:
+    """Scores of a run with their rank (1 = highest; ties share the best rank), best first, and
+    one column per component. `accounts` picks many accounts at once (unknown ones are absent);
+    `top` keeps the best N."""
+    with reading(store) as con:
+        r = runs_.resolve(con, run)
+        names = [c for c, _ in algos.get(con, r.algorithm_id).components]
+        df = runs_.ranked(con, r.run_id, accounts=accounts, top=top)
+    return df.with_columns(
+        [pl.col("components").list.get(i).alias(n) for i, n in enumerate(names)]).drop("components")

@@ -1,0 +1,35 @@
+"""The presentation layer: for each result type, one function to JSON-ready data (the `--json`
+contract: `*_json`, printed with `dumps`) and one to text (`*_text`). The CLI and the HTTP
+service print exactly these, so the three doors give the same answer."""
+from __future__ import annotations
+
+from typing import Any
+
+from .common import dumps, plain, plural
+from .compare import comparison_json, comparison_text
+from .explain import explanation_json, explanation_text
+from .records import (algorithm_json, algorithms_json, algorithms_text, history_json, history_text, ingest_json,
+                      ingest_text, ingest_warnings, missing_warnings, publication_json, publications_json,
+                      publications_text, published_json, published_text, registered_json, registered_text, run_json,
+                      runs_json, runs_text, scored_json, scored_text, scores_json, scores_text, snapshot_created_json,
+                      snapshot_json, snapshot_text, snapshots_json, snapshots_text)
+from .verify import verification_json, verification_text
+
+
+def written_json(path: str, size: int) -> dict[str, Any]:
+    """A report file written: where, and how many bytes."""
+    return {"path": path, "bytes": size}
+
+
+def written_text(path: str, size: int) -> str:
+    return f"wrote {path} ({size:,} bytes)"
+
+
+__all__ = [
+    "algorithm_json", "algorithms_json", "algorithms_text", "comparison_json", "comparison_text", "dumps", "explanation_json", "explanation_text",
+    "history_json", "history_text", "ingest_json", "ingest_text", "ingest_warnings", "missing_warnings", "plain",
+    "plural", "publication_json", "publications_json", "publications_text", "published_json", "published_text",
+    "registered_json", "registered_text", "run_json", "runs_json", "runs_text", "scored_json", "scored_text",
+    "scores_json", "scores_text", "snapshot_created_json", "snapshot_json", "snapshot_text", "snapshots_json",
+    "snapshots_text", "verification_json", "verification_text", "written_json", "written_text",
+]

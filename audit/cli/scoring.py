@@ -1,0 +1,156 @@
+"""Commands about algorithm versions, runs, scores, publications and history."""
+from __future__ import annotations
+
+import click
+
+from .. import api, present
+from .base import now_utc, account_ids, cli, emit, emit_text, json_option, steps, store_of
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+@click.pass_context
+def register(ctx: click.Context, path: str, as_json: bool) -> None:
+    """Register the algorithm module at PATH (its full source and parameters are stored).
+
+    Changed source under an already registered NAME@VERSION is refused: bump VERSION.
+
+    \b
+    Example:
+        audit register my_algorithm.py
+    """
+    algo, new = api.register(store_of(ctx), path, now=now_utc())
+    emit(present.registered_json(algo, new), present.registered_text(algo, new), as_json)
+
+
+@cli.command("algorithms")
+@json_option
+@click.pass_context
+def list_algorithms(ctx: click.Context, as_json: bool) -> None:
+    """List registered algorithm versions with their parameters.
+
+    Shipped versions (activity@1, network@2) are registered the first time they score.
+
+    \b
+    Example:
+        audit algorithms --json
+    """
+    items = api.algorithms(store_of(ctx))
+    emit(present.algorithms_json(items), present.algorithms_text(items), as_json)
+
+
+@cli.command()
+@click.argument("snapshot")
+@click.argument("algorithm")
+@json_option
+@click.pass_context
+def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> None:
+    """Score SNAPSHOT (id, prefix or `latest`) with ALGORITHM (NAME@VERSION) and store the run.
+
+    Scoring the same snapshot with the same version again returns the stored run.
+
+    \b
+    Example:
+        audit score latest network@2
+    """
+    progress = steps()
+    progress(f"scoring {snapshot} with {algorithm}")
+    run = api.score(store_of(ctx), snapshot, algorithm, now=now_utc())
+    progress.done()
+    emit(present.scored_json(run), present.scored_text(run), as_json)
+
+
+@cli.command("runs")
+@json_option
+@click.pass_context
+def list_runs(ctx: click.Context, as_json: bool) -> None:
+    """List runs by snapshot as-of, then algorithm.
+
+    \b
+    Example:
+        audit runs --json
+    """
+    items = api.runs(store_of(ctx))
+    emit(present.runs_json(items), present.runs_text(items), as_json)
+
+
+@cli.command("scores")
+@click.argument("run")
+@click.option("--account", "accounts", multiple=True, help="An account to show (repeat for many).")
+@click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Only the N best.")
+@json_option
+@click.pass_context
+def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], accounts_file, top: int | None,
+                as_json: bool) -> None:
+    """Show scores of RUN with rank and components, best first.
+
+    \b
+    Example:
+        audit scores r_1a2b --top 10
+        audit scores r_1a2b --account 88 --account 14454
+    """
+    wanted = account_ids(accounts, accounts_file)
+    df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
+    emit(present.scores_json(df), present.scores_text(df), as_json)
+    emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "is not in this run")), err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--period", required=True, help="The period this run is the published score for, e.g. 2012-07-04.")
+@json_option
+@click.pass_context
+def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
+    """Publish RUN as the score for --period. A period already published gets a restatement
+    that points at the earlier publication, which stays as it was.
+
+    \b
+    Example:
+        audit publish r_1a2b3c --period 2012-07-04
+    """
+    pub = api.publish(store_of(ctx), run, period=period, now=now_utc())
+    emit(present.published_json(pub), present.published_text(pub), as_json)
+
+
+@cli.command("publications")
+@json_option
+@click.pass_context
+def list_publications(ctx: click.Context, as_json: bool) -> None:
+    """List publications in the order they were made.
+
+    \b
+    Example:
+        audit publications
+    """
+    items = api.publications(store_of(ctx))
+    emit(present.publications_json(items), present.publications_text(items), as_json)
+
+
+@cli.command()
+@click.argument("accounts", nargs=-1)
+@click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
+@click.option("--restated", is_flag=True, help="Show the latest publication of each period.")
+@click.option("--as-of", "as_of", default=None, help="Show what was on display at this instant.")
+@json_option
+@click.pass_context
+def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restated: bool, as_of: str | None,
+            as_json: bool) -> None:
+    """Score history of ACCOUNT(s) per period: as originally published (default), as restated, or
+    as it was on display at an instant. `*` marks where the algorithm changed.
+
+    \b
+    Example:
+        audit history 88
+        audit history 88 14454 --restated
+        audit history --accounts-file ids.txt --json
+    """
+    wanted = account_ids(accounts, accounts_file)
+    if not wanted:
+        raise click.UsageError("give at least one ACCOUNT or --accounts-file")
+    df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)
+    emit(present.history_json(df), present.history_text(df), as_json)
+    if not as_json:
+        emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "has no published score")),
+                  err=True)

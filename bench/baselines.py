@@ -90,13 +90,6 @@ def csr_power_iteration(p: sp.csr_array, dangling: np.ndarray, damping: float = 
     return x, max_iter
 
 
-def bare_pagerank(interactions: pl.DataFrame, damping: float = DAMPING, tol: float = TOL,
-                  max_iter: int = MAX_ITER) -> np.ndarray:
-    """Ids -> ints, kind-weighted engager -> author CSR, power iteration; the PageRank vector."""
-    p, dangling, _ = transition_matrix(interactions)
-    return csr_power_iteration(p, dangling, damping, tol, max_iter)[0]
-
-
 def networkx_pagerank_sample(interactions: pl.DataFrame, n_edges: int = 100_000,
                              damping: float = DAMPING) -> dict:
     """networkx.pagerank on the first N_EDGES interactions, graph building included."""

@@ -3,14 +3,13 @@
     python -m bench.run [--accounts 1000000 --interactions 10000000 --days 30] [--quick]
 
 Each measured call runs in a new spawned interpreter, so its peak RSS (VmHWM) is its own.
-A step whose audit API does not exist yet prints "skipped (not available: ...)"; the
-baselines always run. Exit code 1 when a step failed, 0 otherwise (unmet goals included).
+A step that needs an earlier step which failed prints "skipped (needs ...)"; the baselines
+always run. Exit code 1 when a step failed, 0 otherwise (unmet goals included).
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import multiprocessing as mp
 import shutil
@@ -23,6 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from audit import api
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".cache"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
@@ -31,10 +32,6 @@ WINDOW = timedelta(days=7)
 NX_SAMPLE = 100_000
 FULL = {"accounts": 1_000_000, "interactions": 10_000_000, "days": 30}
 QUICK = {"accounts": 100_000, "interactions": 1_000_000, "days": 7}
-
-
-class Unavailable(Exception):
-    """The audit API this step needs does not exist yet."""
 
 
 # ---- measured work: each function runs inside a fresh process and returns a dict -------------
@@ -51,47 +48,16 @@ def _measured(name: str, kwargs: dict) -> dict:
     before = _status_kib("VmRSS")
     try:
         out = WORK[name](**kwargs)
-    except Unavailable as e:
-        out = {"skipped": str(e)}
     except Exception as e:
-        if name in AUDIT_WORK and isinstance(e, (ImportError, AttributeError)):
-            out = {"skipped": f"{type(e).__name__}: {e}"}  # an audit API only partly there yet
-        else:
-            out = {"failed": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        out = {"failed": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
     out.setdefault("cpu_seconds", _CPU[0])
     out["start_mib"] = before / 1024
     out["peak_mib"] = _status_kib("VmHWM") / 1024
     return out
 
 
-def _api(*names: str) -> Any:
-    try:
-        from audit import api
-    except ImportError as e:
-        raise Unavailable(f"audit.api: {e}") from e
-    missing = [n for n in names if not hasattr(api, n)]
-    if missing:
-        raise Unavailable("audit.api." + ", audit.api.".join(missing))
-    return api
-
-
-def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """Call an API function, filling `now` and shaping `window` to what its signature takes.
-
-    Optional arguments it does not take (yet) are dropped.
-    """
-    params = inspect.signature(fn).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    if "now" in params:
-        kwargs.setdefault("now", datetime.now(timezone.utc))
-    window = kwargs.get("window")
-    if isinstance(window, timedelta) and "window" in params:
-        hint = str(params["window"].annotation)
-        if "timedelta" not in hint:
-            seconds = int(window.total_seconds())
-            kwargs["window"] = seconds if "int" in hint else f"{seconds // 86_400}d"
-    return fn(*args, **kwargs)
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 _CPU = [0.0]  # CPU seconds (all threads) inside _timed calls of this process
@@ -120,23 +86,20 @@ def w_bare_read_csv(path: str, db: str, **options: str | bool) -> dict:
 
 
 def w_ingest(store: str, path: str, fmt: str = "auto") -> dict:
-    api = _api("ingest")
-    res, seconds = _timed(_call, api.ingest, store, path, fmt=fmt)
+    res, seconds = _timed(api.ingest, store, path, fmt=fmt, now=_now())
     return {"seconds": seconds, "rows": res.rows, "batch_id": res.batch_id}
 
 
 def w_snapshots(store: str, as_ofs: list[str], window_days: int | None) -> dict:
-    api = _api("snapshot")
-    window = timedelta(days=window_days) if window_days else None
-    snaps, seconds = _timed(lambda: [_call(api.snapshot, store, as_of=datetime.fromisoformat(a), window=window)
+    window = f"{window_days}d" if window_days else None
+    snaps, seconds = _timed(lambda: [api.snapshot(store, as_of=datetime.fromisoformat(a), window=window, now=_now())
                                      for a in as_ofs])
     return {"seconds": seconds, "ids": [s.snapshot_id for s in snaps],
             "interactions": [s.interactions for s in snaps]}
 
 
 def w_score(store: str, snapshot: str, algorithm: str, counterfactual: bool = False) -> dict:
-    api = _api("score")
-    run, seconds = _timed(_call, api.score, store, snapshot, algorithm, counterfactual=counterfactual)
+    run, seconds = _timed(api.score, store, snapshot, algorithm, counterfactual=counterfactual, now=_now())
     return {"seconds": seconds, "run_id": run.run_id, "accounts": run.accounts}
 
 
@@ -173,8 +136,7 @@ def w_networkx(parquet: str, n_edges: int) -> dict:
 
 
 def w_compare(store: str, baseline: str, candidate: str) -> dict:
-    api = _api("compare")
-    _, seconds = _timed(_call, api.compare, store, baseline, candidate)
+    _, seconds = _timed(api.compare, store, baseline, candidate)
     return {"seconds": seconds}
 
 
@@ -186,14 +148,12 @@ def w_top_target(parquet: str, since: str) -> dict:
 
 
 def w_explain(store: str, account: str, from_run: str, to_run: str) -> dict:
-    api = _api("explain")
-    _, seconds = _timed(_call, api.explain, store, account, from_run=from_run, to_run=to_run)
+    _, seconds = _timed(api.explain, store, account, from_run=from_run, to_run=to_run, now=_now())
     return {"seconds": seconds}
 
 
 def w_report(store: str, baseline: str, candidate: str, out: str) -> dict:
     """What `audit report compare` does: gather the comparison, render it, write the file."""
-    api = _api("compare")
     from reports.render import render_compare
 
     def report() -> None:
@@ -203,12 +163,11 @@ def w_report(store: str, baseline: str, candidate: str, out: str) -> dict:
 
 
 def w_end_to_end(store: str, csv: str, as_of: str) -> dict:
-    api = _api("ingest", "snapshot", "score")
 
     def pipeline() -> Any:
-        _call(api.ingest, store, csv)
-        snap = _call(api.snapshot, store, as_of=datetime.fromisoformat(as_of), window=None)
-        return _call(api.score, store, snap.snapshot_id, "network@2")
+        api.ingest(store, csv, now=_now())
+        snap = api.snapshot(store, as_of=datetime.fromisoformat(as_of), window=None, now=_now())
+        return api.score(store, snap.snapshot_id, "network@2", now=_now())
     run, seconds = _timed(pipeline)
     return {"seconds": seconds, "accounts": run.accounts}
 
@@ -219,8 +178,6 @@ def w_bare_pipeline(csv: str, store: str) -> dict:
     return {"seconds": seconds, **out}
 
 
-AUDIT_WORK = {f.__name__ for f in (w_ingest, w_snapshots, w_score, w_compare, w_explain, w_report,
-                                   w_end_to_end)}
 WORK = {f.__name__: f for f in (w_generate, w_bare_read_csv, w_ingest, w_snapshots, w_score,
                                 w_bare_groupby, w_bare_power_iteration, w_networkx, w_compare,
                                 w_top_target, w_explain, w_report, w_end_to_end, w_bare_pipeline)}

@@ -29,6 +29,15 @@ def _finite(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
+def _fixed(spec: str, doc: str) -> Callable[[Any], str]:
+    """A filter formatting a finite number with SPEC (n/a when missing or NaN)."""
+    def fmt(v: Any) -> str:
+        f = _finite(v)
+        return "n/a" if f is None else format(f, spec)
+    fmt.__doc__ = doc
+    return fmt
+
+
 def fmt_count(v: Any) -> str:
     """A whole number with thousands separators: 304,691."""
     return "n/a" if _finite(v) is None else f"{int(round(float(v))):,}"
@@ -40,10 +49,7 @@ def fmt_tick(v: Any) -> str:
     return "n/a" if f is None else (f"{f:,.2f}".rstrip("0").rstrip(".") or "0")
 
 
-def fmt_score(v: Any) -> str:
-    """A score (1-100) with one decimal: 45.4."""
-    f = _finite(v)
-    return "n/a" if f is None else f"{f:.1f}"
+fmt_score = _fixed(".1f", "A score (1-100) with one decimal: 45.4.")
 
 
 def fmt_points(v: Any) -> str:
@@ -54,16 +60,10 @@ def fmt_points(v: Any) -> str:
     return "0.00" if round(f, 2) == 0 else f"{f:+.2f}"
 
 
-def fmt_pct(v: Any) -> str:
-    """A share as a percentage with one decimal: 53.6%."""
-    f = _finite(v)
-    return "n/a" if f is None else f"{100 * f:.1f}%"
+fmt_pct = _fixed(".1%", "A share as a percentage with one decimal: 53.6%.")
 
 
-def fmt_corr(v: Any) -> str:
-    """A correlation or overlap coefficient with three decimals: 0.995 (n/a when undefined)."""
-    f = _finite(v)
-    return "n/a" if f is None else f"{f:.3f}"
+fmt_corr = _fixed(".3f", "A correlation or overlap coefficient with three decimals: 0.995 (n/a when undefined).")
 
 
 def fmt_num(v: Any) -> str:

@@ -18,14 +18,7 @@ from .svg import Chart, say
 from .widgets import DiffLine, ParamDiff, Stat, diff_lines
 
 if TYPE_CHECKING:
-    from audit.api.reports import BatchQuality, Bin, Release, Restatement, TransparencyData
-
-
-@dataclass(frozen=True)
-class ShareRow:
-    label: str
-    component: str
-    share: float
+    from audit.api.reports import BatchQuality, Bin, Release, Restatement, Share, TransparencyData
 
 
 @dataclass(frozen=True)
@@ -49,7 +42,7 @@ class ReleaseView:
     snapshot_id: str
     snapshot_label: str | None
     accounts: int
-    shares: tuple[ShareRow, ...]
+    shares: tuple[Share, ...]
     shares_chart: Chart
     unused: tuple[str, ...]                  # components with no input in this data (0% share)
     params: tuple[ParamRow, ...]
@@ -142,8 +135,7 @@ def release_view(r: Release, newest: bool, superseded_by: str | None) -> Release
     """One published version: its weights, parameters, source, distribution, comparison, restatements."""
     a, prev = r.algorithm, r.previous
     order = {name: i for i, (name, _) in enumerate(a.components)}
-    shares = tuple(ShareRow(s.label, s.component, s.share)
-                   for s in sorted(r.shares, key=lambda s: (-s.share, order.get(s.component, 0))))
+    shares = tuple(sorted(r.shares, key=lambda s: (-s.share, order.get(s.component, 0))))
     drawn = [(say(s.label, " (", s.component, ")"), s.share) for s in shares if s.share > 0]
     chart = svg.hbars(drawn, title=f"Share of all score mass per component, {a.label}", kind="pct",
                       tones=["bar"] * len(drawn))

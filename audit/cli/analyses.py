@@ -6,7 +6,7 @@ import sys
 import click
 
 from .. import api, present
-from .base import now_utc, cli, emit, json_option, steps, store_of
+from .base import cli, emit, json_option, now_utc, steps, store_of
 
 
 def _segments(items: tuple[str, ...]) -> dict[str, str]:

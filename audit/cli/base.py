@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -78,6 +78,18 @@ def cli(ctx: click.Context, store: str, debug: bool) -> None:
         audit snapshots
     """
     ctx.obj = {"store": store, "debug": debug}
+
+
+def listing(name: str, fetch: Callable[[str], Any], to_json: Callable[[Any], Any], to_text: Callable[[Any], str],
+            doc: str) -> click.Command:
+    """A command that lists records: `audit NAME [--json]` prints fetch(store) as JSON or text."""
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, as_json: bool) -> None:
+        items = fetch(store_of(ctx))
+        emit(to_json(items), to_text(items), as_json)
+    command.__doc__ = doc
+    return cli.command(name)(command)
 
 
 def store_of(ctx: click.Context) -> str:

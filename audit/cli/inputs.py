@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import now_utc, cli, emit, emit_text, json_option, steps, store_of
+from .base import cli, emit, emit_text, json_option, listing, now_utc, steps, store_of
 
 
 @cli.command()
@@ -49,15 +49,11 @@ def snapshot(ctx: click.Context, as_of: str, window: str | None, label: str | No
     emit(present.snapshot_created_json(snap), present.snapshot_text(snap), as_json)
 
 
-@cli.command("snapshots")
-@json_option
-@click.pass_context
-def list_snapshots(ctx: click.Context, as_json: bool) -> None:
+list_snapshots = listing(
+    "snapshots", api.snapshots, present.snapshots_json, present.snapshots_text,
     """List the snapshots, oldest as-of first; the last is `latest`.
 
     \b
     Example:
         audit snapshots --json
-    """
-    items = api.snapshots(store_of(ctx))
-    emit(present.snapshots_json(items), present.snapshots_text(items), as_json)
+    """)

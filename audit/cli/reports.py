@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from .. import api, present
-from .base import now_utc, cli, emit, json_option, store_of, Steps
+from .base import Steps, cli, emit, json_option, now_utc, store_of
 
 
 @cli.group()

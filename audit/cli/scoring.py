@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import now_utc, account_ids, cli, emit, emit_text, json_option, steps, store_of
+from .base import account_ids, cli, emit, emit_text, json_option, listing, now_utc, steps, store_of
 
 
 @cli.command()
@@ -24,10 +24,8 @@ def register(ctx: click.Context, path: str, as_json: bool) -> None:
     emit(present.registered_json(algo, new), present.registered_text(algo, new), as_json)
 
 
-@cli.command("algorithms")
-@json_option
-@click.pass_context
-def list_algorithms(ctx: click.Context, as_json: bool) -> None:
+list_algorithms = listing(
+    "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
     """List registered algorithm versions with their parameters.
 
     Shipped versions (activity@1, network@2) are registered the first time they score.
@@ -35,9 +33,7 @@ def list_algorithms(ctx: click.Context, as_json: bool) -> None:
     \b
     Example:
         audit algorithms --json
-    """
-    items = api.algorithms(store_of(ctx))
-    emit(present.algorithms_json(items), present.algorithms_text(items), as_json)
+    """)
 
 
 @cli.command()
@@ -61,18 +57,14 @@ def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> N
     emit(present.scored_json(run), present.scored_text(run), as_json)
 
 
-@cli.command("runs")
-@json_option
-@click.pass_context
-def list_runs(ctx: click.Context, as_json: bool) -> None:
+list_runs = listing(
+    "runs", api.runs, present.runs_json, present.runs_text,
     """List runs by snapshot as-of, then algorithm.
 
     \b
     Example:
         audit runs --json
-    """
-    items = api.runs(store_of(ctx))
-    emit(present.runs_json(items), present.runs_text(items), as_json)
+    """)
 
 
 @cli.command("scores")
@@ -114,18 +106,14 @@ def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
     emit(present.published_json(pub), present.published_text(pub), as_json)
 
 
-@cli.command("publications")
-@json_option
-@click.pass_context
-def list_publications(ctx: click.Context, as_json: bool) -> None:
+list_publications = listing(
+    "publications", api.publications, present.publications_json, present.publications_text,
     """List publications in the order they were made.
 
     \b
     Example:
         audit publications
-    """
-    items = api.publications(store_of(ctx))
-    emit(present.publications_json(items), present.publications_text(items), as_json)
+    """)
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from ..errors import AuditError, NotFound
-from ..store.db import append_log, dicts
+from ..store.db import append_log, dicts, required
 from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
 from ..store.recipes import algorithm_hash, logged
 
@@ -105,10 +105,7 @@ def find(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm | None:
 
 def get(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Algorithm:
     """The version with this exact id; NotFound when the store does not hold it."""
-    found = find(con, algorithm_id)
-    if found is None:
-        raise NotFound(f'algorithm "{algorithm_id}" not found; "audit algorithms" lists them')
-    return found
+    return required(find(con, algorithm_id), "algorithm", algorithm_id, "audit algorithms")
 
 
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Algorithm]:

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from ..errors import AuditError, NotFound
-from ..store.db import append_log, dicts, frame, registered, resolve as resolve_id
+from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
 from ..store.hashing import canonical_json
 from ..store.recipes import logged, result_hash, run_hash, run_id_for
 from .algorithms import Algorithm, verified_module
@@ -144,10 +144,7 @@ def find(con: duckdb.DuckDBPyConnection, run_id: str) -> Run | None:
 
 def get(con: duckdb.DuckDBPyConnection, run_id: str) -> Run:
     """The run with this exact id; NotFound when the store does not hold it."""
-    found = find(con, run_id)
-    if found is None:
-        raise NotFound(f'run "{run_id}" not found; "audit runs" lists them')
-    return found
+    return required(find(con, run_id), "run", run_id, "audit runs")
 
 
 def resolve(con: duckdb.DuckDBPyConnection, ref: str) -> Run:

@@ -10,8 +10,8 @@ from datetime import datetime, timedelta, timezone
 import duckdb
 import polars as pl
 
-from ..errors import AuditError, NotFound
-from ..store.db import append_log, dicts, frame, resolve as resolve_id
+from ..errors import AuditError
+from ..store.db import append_log, dicts, frame, required, resolve as resolve_id
 from ..store.hashing import as_utc, short_id
 from ..store.recipes import logged, snapshot_definition, snapshot_hash
 
@@ -134,10 +134,7 @@ def find(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot | None:
 
 def get(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> Snapshot:
     """The snapshot with this exact id; NotFound when the store does not hold it."""
-    found = find(con, snapshot_id)
-    if found is None:
-        raise NotFound(f'snapshot "{snapshot_id}" not found; "audit snapshots" lists them')
-    return found
+    return required(find(con, snapshot_id), "snapshot", snapshot_id, "audit snapshots")
 
 
 def resolve(con: duckdb.DuckDBPyConnection, ref: str) -> Snapshot:

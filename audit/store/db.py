@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import polars as pl
@@ -139,6 +139,14 @@ def append_log(con: duckdb.DuckDBPyConnection, kind: str, record_id: str,
 
 
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
+T = TypeVar("T")
+
+
+def required(found: T | None, what: str, key: str, listing: str) -> T:
+    """FOUND, or NotFound naming the id and the command that lists what exists."""
+    if found is None:
+        raise NotFound(f'{what} "{key}" not found; "{listing}" lists them')
+    return found
 
 
 def resolve(con: duckdb.DuckDBPyConnection, table: str, ref: str, *, what: str, listing: str) -> str:

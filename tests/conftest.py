@@ -1,9 +1,19 @@
 """Shared fixtures: the bundled real Higgs data in the algorithm input shape, and one real
-store (the Higgs week, daily snapshots, both shipped algorithms) built once per session."""
+store (the Higgs week, daily snapshots, both shipped algorithms) built once per session.
+
+Shared helpers: where the shared real datasets are (`SHARED_DATA`, skipping tests whose files are
+missing), the `audit` executable next to the running interpreter and the in-process entry point,
+and the bytes of a store file and its WAL (`store_state`)."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
 import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,10 +26,68 @@ import pytest
 from audit import api
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-# The real public datasets beside the checkout (../shared/data), wherever the checkout is.
-SHARED_DATA = next((p for p in (DATA.parent.parent / "shared" / "data", Path("/work/shared/data"))
-                    if p.is_dir()), DATA.parent.parent / "shared" / "data")
+# The real public datasets beside the checkout (../shared/data), wherever the checkout is; the
+# environment variable AUDIT_SHARED_DATA points elsewhere (e.g. at a missing folder, to check that
+# the tests needing them skip). There is no other fallback.
+SHARED_DATA = Path(os.environ.get("AUDIT_SHARED_DATA") or DATA.parent.parent / "shared" / "data")
 HIGGS = DATA / "higgs-activity_time.txt.gz"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of the shared real datasets (it may be missing: see `needs_shared`)."""
+    return SHARED_DATA.joinpath(*parts)
+
+
+def needs_shared(*paths: Path) -> pytest.MarkDecorator:
+    """Skip, saying which file is missing, unless every one of the shared dataset files exists."""
+    missing = [p for p in paths if not p.is_file()]
+    return pytest.mark.skipif(bool(missing), reason="needs the real dataset "
+                              + ", ".join(str(p) for p in missing) + " (../shared/data beside the checkout)")
+
+
+def require_shared(path: Path) -> Path:
+    """For a fixture: the shared dataset file, or skip every test that uses the fixture."""
+    if not path.is_file():
+        pytest.skip(f"needs the real dataset {path} (../shared/data beside the checkout)")
+    return path
+
+
+def audit_executable() -> Path:
+    """The installed `audit` script next to the running interpreter (the venv's bin folder)."""
+    found = shutil.which("audit", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise RuntimeError(f"no `audit` executable next to {sys.executable}; install the package "
+                           "(make test does) or run the tests with the venv's python")
+    return Path(found)
+
+
+def run_audit(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`audit ARGS` as a subprocess: the installed entry point, text output captured."""
+    return subprocess.run([str(audit_executable()), *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def store_state(store: Path) -> tuple[str | None, str | None]:
+    """The sha256 of the store file's bytes and of its WAL's (None where a file does not exist)."""
+    def digest(p: Path) -> str | None:
+        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+    return digest(store), digest(store.with_name(store.name + ".wal"))
+
+
+def audit_main(*args: str) -> tuple[int, str, str]:
+    """`audit ARGS` in this process through the real entry point (`audit.cli.main(argv)` and its one
+    error handler): (exit code, stdout, stderr)."""
+    from audit import cli
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            cli.main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
 KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 
 

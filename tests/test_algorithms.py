@@ -8,8 +8,10 @@ signed ratings on the real Bitcoin OTC file.
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import math
+import re
 import string
 import sys
 import types
@@ -22,11 +24,23 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from audit.algorithms import activity_v1, network_v2
-from conftest import SHARED_DATA
+from conftest import require_shared, shared_file
 
 MODULES = {"activity@1": activity_v1, "network@2": network_v2}
+README = Path(__file__).resolve().parent.parent / "README.md"
+# The documented constants (README, "Algorithm contract"), written out here so that the reference
+# computations below do not read them from the module under test: a changed constant fails them.
+ACTIVITY_WEIGHTS = {"retweets": 1.0, "mentions": 0.8, "replies": 0.8, "other": 0.4, "engagers": 1.5,
+                    "followers": 0.5, "ratings": 1.0}
+ACTIVITY_REF_QUANTILE = 0.99
+NETWORK_KIND_WEIGHTS = {"retweet": 1.0, "reply": 0.75, "mention": 0.5, "like": 0.25, "message": 0.25,
+                        "follow": 0.1, "rating": 0.1}
+NETWORK_DAMPING = 0.85
+NETWORK_TOL = 1e-13
+NETWORK_MAX_ITER = 500
+NETWORK_SCALE = {"offset": 20.0, "slope": 10.0}
 HIGGS_ACCOUNTS = 304_691
-OTC = SHARED_DATA / "soc-sign-bitcoinotc" / "soc-sign-bitcoinotc.csv.gz"
+OTC = shared_file("soc-sign-bitcoinotc", "soc-sign-bitcoinotc.csv.gz")
 REASON_FIELDS = {"before", "after", "points", "engager", "engager_score"}
 ENGAGERS_SCHEMA = {"engager": pl.String, "kind": pl.String, "interactions": pl.Int64,
                    "weight": pl.Float64, "contribution": pl.Float64}
@@ -58,7 +72,7 @@ def results(activity_higgs, network_higgs) -> dict[str, pl.DataFrame]:
 @pytest.fixture(scope="module")
 def otc_interactions() -> pl.DataFrame:
     """The real Bitcoin OTC signed ratings (35,592) as interactions: kind rating, weight = rating."""
-    raw = pl.read_csv(OTC, has_header=False, new_columns=["source", "target", "rating", "time"],
+    raw = pl.read_csv(require_shared(OTC), has_header=False, new_columns=["source", "target", "rating", "time"],
                       schema_overrides={"source": pl.String, "target": pl.String,
                                         "rating": pl.Float64, "time": pl.Float64})
     return raw.select(
@@ -196,7 +210,7 @@ def test_empty_and_accounts_only_inputs(label, empty_accounts):
 
 def activity_by_hand(interactions: pl.DataFrame, account: str) -> dict[str, float]:
     got = received(interactions, account)
-    w = activity_v1.PARAMS["weights"]
+    w = ACTIVITY_WEIGHTS
     count = {k: got.filter(pl.col("kind") == k).height for k in ("retweet", "mention", "reply")}
     return {"retweets": w["retweets"] * math.log1p(count["retweet"]),
             "mentions": w["mentions"] * math.log1p(count["mention"]),
@@ -225,7 +239,7 @@ def test_activity_exact_values_on_real_accounts(activity_higgs, higgs_interactio
 def test_activity_reference_is_the_99th_percentile_of_positive_raw(activity_higgs):
     positive = np.sort(activity_higgs.filter(pl.col("raw") > 0)["raw"].to_numpy())
     ref = activity_v1.normalisation(activity_higgs, activity_v1.PARAMS)["ref"]
-    assert ref == positive[math.ceil(0.99 * positive.size) - 1]
+    assert ref == positive[math.ceil(ACTIVITY_REF_QUANTILE * positive.size) - 1]
     assert (activity_higgs["score"] == 100.0).sum() == (activity_higgs["raw"] >= ref).sum()
 
 
@@ -251,7 +265,7 @@ def test_activity_followers_and_accounts_only_ids(higgs_interactions, empty_acco
                              "created_at": [None, None, None]}, schema=empty_accounts.schema)
     result = activity_v1.score(higgs_interactions, accounts, activity_v1.PARAMS)
     assert result.height == HIGGS_ACCOUNTS + 1
-    w = activity_v1.PARAMS["weights"]["followers"]
+    w = ACTIVITY_WEIGHTS["followers"]
     rows = {a: result.filter(pl.col("account_id") == a).row(0, named=True) for a in accounts["account_id"]}
     assert rows["88"]["followers"] == pytest.approx(w * math.log1p(1000), rel=1e-15)
     assert rows["677"]["followers"] == 0.0
@@ -284,7 +298,8 @@ def test_negative_ratings_lower_the_activity_score(otc_interactions, empty_accou
     account = mixed["target"]
     row = result.filter(pl.col("account_id") == account).row(0, named=True)
     S = mixed["S"]
-    assert row["ratings"] == pytest.approx(math.copysign(math.log1p(abs(S)), S), rel=1e-15)
+    assert row["ratings"] == pytest.approx(ACTIVITY_WEIGHTS["ratings"] * math.copysign(math.log1p(abs(S)), S),
+                                           rel=1e-15)
     assert row["raw"] == row["ratings"]        # ratings only: no engagers, no other terms
     without = otc_interactions.filter(~((pl.col("target") == account) & (pl.col("weight") < 0)))
     kinder = activity_v1.score(without, empty_accounts, activity_v1.PARAMS)
@@ -312,19 +327,36 @@ def test_network_ignores_negative_ratings(otc_interactions, empty_accounts):
 
 # --- network@2 ------------------------------------------------------------------------
 
-@pytest.mark.slow
-def test_network_matches_networkx_pagerank_on_all_of_higgs(network_higgs, higgs_interactions):
-    kind_weights = network_v2.PARAMS["kind_weights"]
-    edges = (higgs_interactions.filter(pl.col("source") != pl.col("target"))
+def networkx_pagerank(interactions: pl.DataFrame, ids: list[str]) -> np.ndarray:
+    """PageRank of the engager -> author graph by networkx, edge weights from the documented kind
+    weights (not the module's PARAMS), in the order of IDS."""
+    edges = (interactions.filter(pl.col("source") != pl.col("target"))
              .group_by("source", "target")
-             .agg((pl.col("kind").replace_strict(kind_weights, return_dtype=pl.Float64) * pl.col("weight"))
-                  .sum().alias("weight"))
+             .agg((pl.col("kind").replace_strict(NETWORK_KIND_WEIGHTS, return_dtype=pl.Float64)
+                   * pl.col("weight").clip(lower_bound=0.0)).sum().alias("weight"))
              .sort("source", "target"))
     graph = nx.DiGraph()
-    graph.add_nodes_from(network_higgs["account_id"].to_list())
+    graph.add_nodes_from(ids)
     graph.add_weighted_edges_from(edges.iter_rows())
-    rank = nx.pagerank(graph, alpha=network_v2.PARAMS["damping"], tol=1e-17, max_iter=2000)
-    expected = np.array([rank[a] for a in network_higgs["account_id"].to_list()])
+    rank = nx.pagerank(graph, alpha=NETWORK_DAMPING, tol=1e-17, max_iter=2000)
+    return np.array([rank[a] for a in ids])
+
+
+def test_network_matches_networkx_pagerank_on_the_first_two_days(higgs_interactions, empty_accounts):
+    """The same check as on all of Higgs below, on 2012-07-01..02 (20,244 interactions, every kind
+    of the file), quick enough for every run."""
+    days = higgs_interactions.filter(pl.col("ts") < pl.datetime(2012, 7, 3, time_zone="UTC"))
+    assert days.height == 20_244 and set(days["kind"]) == {"retweet", "mention", "reply"}
+    result = network_v2.score(days, empty_accounts, network_v2.PARAMS)
+    expected = networkx_pagerank(days, result["account_id"].to_list())
+    assert np.abs(result["raw"].to_numpy() - expected).max() <= 1e-10
+    # replies carry their documented weight: the reply component is what the replied-to accounts receive
+    assert result["inbound_reply"].sum() > 0
+
+
+@pytest.mark.slow
+def test_network_matches_networkx_pagerank_on_all_of_higgs(network_higgs, higgs_interactions):
+    expected = networkx_pagerank(higgs_interactions, network_higgs["account_id"].to_list())
     assert np.abs(network_higgs["raw"].to_numpy() - expected).max() <= 1e-10
     assert network_higgs["raw"].sum() == pytest.approx(1.0, abs=1e-12)
 
@@ -339,7 +371,7 @@ def test_network_drops_self_loops(network_higgs, higgs_interactions, empty_accou
 
 def test_network_components(network_higgs):
     n = network_higgs.height
-    d = network_v2.PARAMS["damping"]
+    d = NETWORK_DAMPING
     assert (network_higgs["teleport"] == (1 - d) / n).all()
     assert network_higgs["dangling"].n_unique() == 1
     for kind in ("reply", "mention", "like", "message", "follow", "rating"):
@@ -353,7 +385,7 @@ def test_network_components(network_higgs):
 
 
 def test_network_score_scale(network_higgs):
-    scale = network_v2.PARAMS["scale"]
+    scale = NETWORK_SCALE
     relative = network_higgs["raw"].to_numpy() * network_higgs.height
     inside = (relative > math.exp((1 - scale["offset"]) / scale["slope"])) & \
              (relative < math.exp((100 - scale["offset"]) / scale["slope"]))
@@ -377,3 +409,107 @@ def test_network_engager_contributions_add_up_to_inbound(network_higgs, higgs_in
             inbound = row[f"inbound_{kind}"]
             assert sums.get(kind, 0.0) == pytest.approx(inbound, rel=1e-9, abs=1e-300), (account, kind)
         assert sum(sums.values()) > 0.5 * row["raw"] or account == "677"
+
+
+# --- the shipped constants are the documented ones ------------------------------------------
+
+def readme_section(title: str) -> str:
+    """The text of the README section whose heading line starts with TITLE, up to the next heading."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("\n" + title)
+    end = re.compile(r"^#{1,3} ", re.M).search(text, start + len(title) + 1)
+    return text[start:end.start() if end else len(text)]
+
+
+def number(pattern: str, text: str) -> float:
+    found = re.findall(pattern, text)
+    assert len(found) == 1, (pattern, found)
+    return float(found[0])
+
+
+def documented_activity() -> dict:
+    """activity@1's weights and reference quantile, as the README states them."""
+    text = " ".join(readme_section("### `activity@1`").split())
+    weights = {name: number(pattern, text) for name, pattern in {
+        "retweets": r"over retweets \(([\d.]+)\)",
+        "mentions": r"mentions \(([\d.]+)\)",
+        "replies": r"replies \(([\d.]+)\)",
+        "other": r"other = likes \+ messages \+ follows \(([\d.]+)\)",
+        "engagers": r"distinct engagers \(([\d.]+);",
+        "followers": r"followers \(([\d.]+);",
+        "ratings": r"ratings `([\d.]+)·sign\(S\)",
+    }.items()}
+    return {"weights": weights, "ref_quantile": number(r"ref = the ([\d.]+) quantile", text)}
+
+
+def documented_network() -> dict:
+    """network@2's kind weights, damping, tolerance, iteration cap and score scale, as the README
+    states them."""
+    text = " ".join(readme_section("### `network@2`").split())
+    sentence = re.search(r"Edge weight = [^:]*: (.*?); self-loops dropped", text).group(1)
+    kinds = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)", sentence)}
+    offset, slope = re.search(r"score = clamp\(([\d.]+) \+ ([\d.]+)·ln\(raw·N\), 1, 100\)", text).groups()
+    return {"kind_weights": kinds, "damping": number(r"damping ([\d.]+)", text),
+            "tol": number(r"L1 change is below ([\de.+-]+)", text),
+            "max_iter": int(number(r"at most (\d+) iterations", text)),
+            "scale": {"offset": float(offset), "slope": float(slope)}}
+
+
+def test_readme_states_the_constants_written_out_here():
+    assert documented_activity() == {"weights": ACTIVITY_WEIGHTS, "ref_quantile": ACTIVITY_REF_QUANTILE}
+    assert documented_network() == {"kind_weights": NETWORK_KIND_WEIGHTS, "damping": NETWORK_DAMPING,
+                                    "tol": NETWORK_TOL, "max_iter": NETWORK_MAX_ITER, "scale": NETWORK_SCALE}
+
+
+@pytest.mark.parametrize("label", MODULES)
+def test_shipped_params_are_the_documented_ones(label):
+    documented = documented_activity() if label == "activity@1" else documented_network()
+    assert MODULES[label].PARAMS == documented
+    # and the module's own docstring says the same weights (it is stored with every version)
+    if label == "network@2":
+        doc = " ".join(network_v2.__doc__.split())
+        for kind, weight in NETWORK_KIND_WEIGHTS.items():
+            assert re.search(rf"\b{kind} {weight:g}\b", doc), kind
+    else:
+        doc = " ".join(activity_v1.__doc__.split())
+        for name, weight in ACTIVITY_WEIGHTS.items():
+            assert re.search(rf"\b{name} {weight:.1f}\b", doc), name
+
+
+# --- the stored modules' duplicated id-mapping helpers ----------------------------------------
+
+HELPERS = ("_LUT_MAX", "_POWERS", "_numbered", "_index")
+
+
+def top_level_sources(module: types.ModuleType) -> dict[str, str]:
+    """Source text of each top-level function and assignment of a module, by name."""
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    found = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        else:
+            continue
+        for name in names:
+            # the full lines, so a trailing comment that documents a constant is compared too
+            lines = source.splitlines()[node.lineno - 1:node.end_lineno]
+            found[name] = "\n".join(lines)
+    return found
+
+
+def test_the_stored_modules_id_mapping_helpers_are_identical():
+    """Each stored module is self-contained (it runs from its stored text), so activity@1 and
+    network@2 each carry a copy of the id-mapping helpers; the copies must not drift apart."""
+    activity, network = top_level_sources(activity_v1), top_level_sources(network_v2)
+    for name in HELPERS:
+        assert name in activity and name in network, name
+        assert activity[name] == network[name], name
+    assert inspect.getsource(activity_v1._numbered) == inspect.getsource(network_v2._numbered)
+    assert inspect.getsource(activity_v1._index) == inspect.getsource(network_v2._index)
+    assert activity_v1._LUT_MAX == network_v2._LUT_MAX
+    assert np.array_equal(activity_v1._POWERS, network_v2._POWERS)
+    assert activity_v1._POWERS.dtype == network_v2._POWERS.dtype

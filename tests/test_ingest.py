@@ -2,11 +2,10 @@
 place, and the invariant that a rejected file leaves the store byte for byte as it was."""
 from __future__ import annotations
 
+import collections
 import gzip
-import hashlib
 import json
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -21,19 +20,18 @@ from polars.testing import assert_frame_equal
 from audit import api
 from audit.errors import ValidationError
 from audit.inputs.formats import detect_format
-from conftest import SHARED_DATA, query
+from conftest import needs_shared, query, run_audit, shared_file, store_state
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIT = ROOT / ".venv" / "bin" / "audit"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
-SHARED = SHARED_DATA
-IA = SHARED / "ia-retweet-pol" / "ia-retweet-pol.txt"
-OTC = SHARED / "soc-sign-bitcoinotc" / "soc-sign-bitcoinotc.csv.gz"
+IA = shared_file("ia-retweet-pol", "ia-retweet-pol.txt")
+OTC = shared_file("soc-sign-bitcoinotc", "soc-sign-bitcoinotc.csv.gz")
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HIGGS_KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 KIND_LIST = "retweet, mention, reply, like, follow, message, rating"
 
-needs_shared = pytest.mark.skipif(not (IA.exists() and OTC.exists()), reason="needs the real datasets in ../shared/data")
+needs_ia = needs_shared(IA)
+needs_otc = needs_shared(OTC)
 
 
 # ---------------------------------------------------------------- real inputs, read independently
@@ -83,13 +81,6 @@ def query_frame(store: Path, sql: str) -> pl.DataFrame:
         con.close()
 
 
-def store_state(store: Path) -> tuple[str | None, str | None]:
-    """The store's bytes (and its WAL's), or None where a file does not exist."""
-    def digest(p: Path) -> str | None:
-        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
-    return digest(store), digest(store.with_name(store.name + ".wal"))
-
-
 def set_cell(df: pl.DataFrame, row: int, col: str, value: str | None) -> pl.DataFrame:
     """Damage one cell (row is 0-based; its CSV line is row + 2)."""
     return df.with_columns(pl.when(pl.int_range(pl.len()) == row).then(pl.lit(value, pl.String))
@@ -109,13 +100,14 @@ def higgs_store(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def seeded_template(tmp_path_factory) -> Path:
-    """A store already holding one real batch (the first 300 Bitcoin OTC ratings)."""
+    """A store already holding one real batch: the last 300 lines of the bundled Higgs file (the
+    rejection tests only need a store that exists; the bundled data is always there)."""
     d = tmp_path_factory.mktemp("seeded")
-    src = d / "otc-300.csv"
-    with gzip.open(OTC, "rt") as fh:
-        src.write_text("".join(next(fh) for _ in range(300)))
+    src = d / "higgs-last-300.txt"
+    with gzip.open(HIGGS, "rt") as fh:
+        src.write_text("".join(collections.deque(fh, maxlen=300)))
     store = d / "audit.duckdb"
-    api.ingest(store, src, now=NOW, fmt="signed-csv")
+    assert api.ingest(store, src, now=NOW).rows == 300
     return store
 
 
@@ -180,7 +172,7 @@ def test_second_ingest_of_the_same_file_is_a_noop(higgs_store):
     assert store_state(store) == before
 
 
-@needs_shared
+@needs_ia
 def test_uvt_full_file_with_kind_keeps_identical_rows_and_warns(tmp_path):
     store = tmp_path / "audit.duckdb"
     result = api.ingest(store, IA, now=NOW, kind="retweet")
@@ -198,7 +190,7 @@ def test_uvt_full_file_with_kind_keeps_identical_rows_and_warns(tmp_path):
     assert_frame_equal(stored_rows(store), expected)
 
 
-@needs_shared
+@needs_ia
 def test_uvt_default_kind_is_mention_and_another_kind_is_another_batch(tmp_path):
     src = tmp_path / "ia-400.txt"
     src.write_text("".join(IA.read_text().splitlines(keepends=True)[:400]))
@@ -224,7 +216,7 @@ def test_kind_applies_only_to_uvt(tmp_path, base20):
     assert not (tmp_path / "audit.duckdb").exists()
 
 
-@needs_shared
+@needs_otc
 def test_signed_csv_full_file_keeps_ratings_as_weights(tmp_path):
     store = tmp_path / "audit.duckdb"
     result = api.ingest(store, OTC, now=NOW)
@@ -336,7 +328,7 @@ def test_accounts_csv_failures_name_lines(tmp_path):
     assert not (tmp_path / "audit.duckdb").exists()
 
 
-@needs_shared
+@needs_shared(IA, OTC)
 def test_auto_detects_each_format(tmp_path, base20):
     base20.write_csv(tmp_path / "i.csv")
     base20.write_parquet(tmp_path / "i.parquet")
@@ -547,8 +539,7 @@ def test_cli_rejects_with_exit_2_and_no_traceback(tmp_path, base20):
     src = tmp_path / "higgs-20.csv"
     _unknown_kind(base20).write_csv(src)
     store = tmp_path / "audit.duckdb"
-    proc = subprocess.run([str(AUDIT), "--store", str(store), "ingest", str(src)],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_audit("--store", str(store), "ingest", str(src), timeout=120)
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr == (f"error: {src}: rejected, nothing was stored:\n"

@@ -24,8 +24,7 @@ from audit.records.publications import HISTORY_SCHEMA
 from audit.store.db import connect
 from audit.records.verify import recompute_publication
 
-from conftest import DAYS, Clock, RealStore, query, read_frame
-from test_scoring import AUDIT
+from conftest import DAYS, Clock, RealStore, query, read_frame, run_audit
 
 ROUND_1 = datetime(2026, 2, 1, tzinfo=timezone.utc)       # activity@1 published
 BETWEEN = datetime(2026, 2, 15, tzinfo=timezone.utc)
@@ -35,7 +34,7 @@ ROUND_2 = datetime(2026, 3, 1, tzinfo=timezone.utc)       # network@2 restates
 
 
 def audit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AUDIT), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return run_audit(*args, cwd=cwd)
 
 
 def publish_days(store: Path, real: RealStore, algorithm: str, days: list[str], clock: Clock) -> list:
@@ -264,3 +263,21 @@ def test_history_of_ten_thousand_accounts(restated, released, real):
     assert_frame_equal(history.select("account_id", "period"), expected)
     assert history.select(pl.struct("account_id", "period").is_unique().all()).item()
     assert set(history["algorithm"]) == {algorithm}
+    # each row's score and rank, against the run's stored scores read directly: rank = 1 + the
+    # number of accounts in that run with a strictly higher score
+    run_of = {day: real.runs[(day, algorithm)] for day in DAYS}
+    assert dict(history.select("period", "run_id").unique().iter_rows()) == {
+        day: run_of[day] for day in set(history["period"])}
+    checked = 0
+    for day, rows in history.group_by("period"):
+        run_scores = read_frame(released["store"], "SELECT account_id, score FROM score WHERE run_id = ?",
+                                [run_of[day[0]]])
+        ordered = np.sort(run_scores["score"].to_numpy())
+        mine = rows.select("account_id", "score", "rank").join(
+            run_scores.rename({"score": "stored"}), on="account_id", how="left")
+        assert mine["stored"].null_count() == 0
+        assert (mine["score"] == mine["stored"]).all(), day
+        higher = ordered.size - np.searchsorted(ordered, mine["stored"].to_numpy(), side="right")
+        assert mine["rank"].to_list() == (1 + higher).tolist(), day
+        checked += rows.height
+    assert checked == history.height > 10_000

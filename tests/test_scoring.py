@@ -36,10 +36,9 @@ from audit.records.snapshots import get as get_snapshot
 from audit.records.snapshots import load_inputs
 from audit.store.db import connect
 
-from conftest import DAYS, Clock, query, read_frame
+from conftest import DAYS, Clock, query, read_frame, run_audit
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIT = ROOT / ".venv" / "bin" / "audit"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 INDEGREE = ROOT / "tests" / "algorithms" / "indegree_v1.py"
 ALGORITHMS = ("activity@1", "network@2")
@@ -68,7 +67,7 @@ def file_state(store: Path) -> tuple[str, bool]:
 
 
 def audit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(AUDIT), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    return run_audit(*args, cwd=cwd)
 
 
 def load_file_module(path: Path, name: str):

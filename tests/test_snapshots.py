@@ -3,7 +3,6 @@ checked against direct polars counts on the raw Higgs file."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -18,6 +17,7 @@ from audit import api
 from audit.errors import AuditError, NotFound
 from audit.records.snapshots import load_inputs, parse_instant, parse_window
 from audit.store.db import connect
+from conftest import audit_main, store_state
 
 ROOT = Path(__file__).resolve().parent.parent
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
@@ -73,20 +73,26 @@ def as_stored(snap):
     return replace(snap, new=False)
 
 
-def store_state(store: Path) -> tuple[str | None, str | None]:
-    def digest(p: Path) -> str | None:
-        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
-    return digest(store), digest(store.with_name(store.name + ".wal"))
-
-
 # ---------------------------------------------------------------- the full week
 
 @pytest.fixture(scope="module")
-def week(tmp_path_factory) -> dict:
-    """The full Higgs file in a store, and the raw file read independently."""
+def week_template(tmp_path_factory) -> dict:
+    """The full Higgs file ingested once, and the raw file read independently."""
     store = tmp_path_factory.mktemp("week") / "audit.duckdb"
     api.ingest(store, HIGGS, now=NOW)
     return {"store": store, "raw": read_higgs()}
+
+
+@pytest.fixture
+def week(week_template, tmp_path) -> dict:
+    """A private copy of the ingested store: each test sees only the snapshots it makes itself,
+    whichever tests ran before it."""
+    store = tmp_path / "audit.duckdb"
+    shutil.copy(week_template["store"], store)
+    wal = week_template["store"].with_name("audit.duckdb.wal")
+    if wal.exists():
+        shutil.copy(wal, tmp_path / "audit.duckdb.wal")
+    return {**week_template, "store": store}
 
 
 @pytest.mark.slow
@@ -286,12 +292,28 @@ def test_as_of_parses(text, instant):
     assert parsed == instant and parsed.utcoffset() == timedelta(0)
 
 
+AS_OF_HELP = 'is not a date or an ISO 8601 instant; e.g. 2012-07-04 or 2012-07-04T12:00:00Z'
+
+
 @pytest.mark.parametrize("text", ["2012-07-32", "yesterday", "07/03/2012", ""])
 def test_as_of_errors_are_clear(text, small):
+    before = store_state(small["store"])
     with pytest.raises(AuditError) as exc:
         api.snapshot(small["store"], as_of=text, now=NOW)
-    assert str(exc.value) == (f'"{text}" is not a date or an ISO 8601 instant; '
-                              "e.g. 2012-07-04 or 2012-07-04T12:00:00Z")
+    assert str(exc.value) == f'"{text}" {AS_OF_HELP}'
+    assert store_state(small["store"]) == before
+
+
+@pytest.mark.parametrize("command", ["snapshot", "history"])
+@pytest.mark.parametrize("text", ["2012-07-32", "yesterday"])
+def test_cli_as_of_errors_exit_2_and_leave_the_store_unchanged(command, text, small):
+    store = small["store"]
+    api.snapshot(store, as_of="2012-07-02", now=NOW)
+    before = store_state(store)
+    args = ["snapshot", "--as-of", text] if command == "snapshot" else ["history", "3604", "--as-of", text]
+    code, out, err = audit_main("--store", str(store), *args)
+    assert (code, out, err) == (2, "", f'error: "{text}" {AS_OF_HELP}\n')
+    assert store_state(store) == before
 
 
 def test_snapshot_of_an_empty_store_is_refused(tmp_path, small):

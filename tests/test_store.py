@@ -3,7 +3,6 @@ SQL tampering detectable and pinpointed by `verify`."""
 from __future__ import annotations
 
 import gzip
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -18,10 +17,9 @@ from audit.errors import AuditError, NotFound, SchemaTooNew, StoreBusy
 from audit.store.schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
 from audit.store.db import GENESIS, entry_hash
 from audit.store.recipes import logged
-from conftest import query
+from conftest import audit_main, query, run_audit, store_state
 
 ROOT = Path(__file__).resolve().parent.parent
-AUDIT = ROOT / ".venv" / "bin" / "audit"
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 CHANGED = "(its content hash no longer matches the log)"
@@ -32,12 +30,6 @@ DETAIL = {"batch": ": stored content_hash/min_ts/max_ts disagree with the rows o
 def head_lines(path: Path, n: int) -> str:
     with gzip.open(path, "rt") as fh:
         return "".join(next(fh) for _ in range(n))
-
-
-def store_state(store: Path) -> tuple[str | None, str | None]:
-    def digest(p: Path) -> str | None:
-        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
-    return digest(store), digest(store.with_name(store.name + ".wal"))
 
 
 def tamper(store: Path, sql: str, params: list | None = None) -> None:
@@ -160,12 +152,16 @@ def test_newer_schema_is_refused(command, copy, inputs):
     assert store_state(copy) == before
 
 
-def test_newer_schema_cli_exit_2(copy, monkeypatch, capsys):
+@pytest.mark.parametrize("args", [("snapshots",), ("snapshot", "--as-of", "2012-07-03"), ("verify",)],
+                         ids=" ".join)
+def test_newer_schema_cli_exit_2(args, copy, inputs):
     tamper(copy, "INSERT INTO schema_migration VALUES (999, 'from a later audit')")
-    code, out, err = run_cli(monkeypatch, capsys, "--store", str(copy), "snapshots")
+    before = store_state(copy)
+    code, out, err = audit_main("--store", str(copy), *args)
     assert (code, out) == (2, "")
     assert err == (f'error: store "{copy}" has schema version 999, newer than this audit '
                    f"(which knows up to {SCHEMA_VERSION}); upgrade audit to read it\n")
+    assert store_state(copy) == before
 
 
 def test_readers_refuse_a_missing_store_and_do_not_create_it(tmp_path):
@@ -226,10 +222,11 @@ def test_busy_store_is_reported_not_crashed(held, inputs):
 
 
 def test_busy_store_cli_exit_2_without_traceback(held, inputs):
-    proc = subprocess.run([str(AUDIT), "--store", str(held), "ingest", str(inputs["more"])],
-                          capture_output=True, text=True, timeout=120)
+    before = store_state(held)
+    proc = run_audit("--store", str(held), "ingest", str(inputs["more"]), timeout=120)
     assert (proc.returncode, proc.stdout) == (2, "")
     assert proc.stderr == f'error: store "{held}"{BUSY}\n'
+    assert store_state(held) == before
 
 
 def test_busy_store_is_usable_once_released(copy, inputs):

@@ -28,7 +28,7 @@ list_algorithms = listing(
     "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
     """List registered algorithm versions with their parameters.
 
-    Shipped versions (activity@1, network@2) are registered the first time they score.
+    Shipped versions (activity@1, network@2, network@3) are registered the first time they score.
 
     \b
     Example:
@@ -48,7 +48,7 @@ def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> N
 
     \b
     Example:
-        audit score latest network@2
+        audit score latest network@3
     """
     progress = steps()
     progress(f"scoring {snapshot} with {algorithm}")

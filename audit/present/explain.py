@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import polars as pl
+
 from ..analysis.explain import SHOWN, Explanation, RunPoint, window_text
 from .common import plain, table
 
@@ -61,11 +63,14 @@ def explanation_text(e: Explanation, *, engagers: int = 10) -> str:
         rows = [[c.algorithm, c.component, c.unit, f"{c.before:,.4g}", f"{c.after:,.4g}", f"{c.own_activity:+.2f}",
                  f"{c.population:+.2f}"]
                 for c in sorted(e.components, key=lambda c: (-abs(c.own_activity + c.population), c.algorithm,
-                                                             c.component))]
+                                                             c.component))
+                if c.before or c.after or c.own_activity or c.population]
         lines += ["", "components (points by part)"]
         lines += table(["algorithm", "component", "unit", "before", "after", "own", "everyone else"], rows, left=3)
-    if e.engagers.height:
-        shown = e.engagers.head(engagers)
+    moved = e.engagers.filter(pl.col("points").is_null() | (pl.col("points").abs() >= 0.005)
+                              | (pl.col("change") != "same"))
+    if moved.height:
+        shown = moved.head(engagers)
         rows = [[r["engager"], r["kind"], f"{r['n1']:,}", f"{r['n2']:,}",
                  _rating(r["value2"] if r["n2"] else r["value1"], r["kind"]),
                  "" if r["points"] is None else f"{r['points']:+.2f}", r["change"]]

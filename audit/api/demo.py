@@ -57,12 +57,8 @@ def biggest_drop(store: str | Path, baseline_run: str, candidate_run: str) -> tu
     return row["account_id"], row["before"], row["after"]
 
 
-def run_demo(store: str | Path, out: str | Path, clock: Callable[[], datetime],
-             step: Step = quiet) -> DemoResult:
+def run_demo(store: str | Path, clock: Callable[[], datetime], step: Step = quiet) -> DemoResult:
     """Run the whole job; returns ids, headline figures and report paths."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    step("ingesting the bundled Higgs Twitter activity")
     batch = ingest(store, bundled_data(), now=clock(), step=step)
     result = DemoResult(store=str(store), batch_id=batch.batch_id)
     for day in DAYS:
@@ -84,6 +80,5 @@ def run_demo(store: str | Path, out: str | Path, clock: Callable[[], datetime],
     step("finding the biggest drop")
     account, before, after = biggest_drop(store, before_run, after_run)
     result.account, result.drop = account, (before, after)
-    step(f"explaining account {account}")
     result.explanation = explain(store, account, from_run=before_run, to_run=after_run, now=clock(), step=step)
     return result

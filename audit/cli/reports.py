@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .. import api, present
+from ..errors import AuditError
 from .base import Steps, cli, emit, json_option, now_utc, store_of
 
 
@@ -21,6 +22,9 @@ def report() -> None:
 
 def write_report(path: str | Path, html: str) -> int:
     """Write one report file; its folder must exist (nothing is created outside what was asked)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise AuditError(f'--out {path}: the folder "{folder}" does not exist; create it first or write elsewhere')
     data = html.encode("utf-8")
     Path(path).write_bytes(data)
     return len(data)
@@ -99,9 +103,11 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
 
     from ..present.demo import demo_json, demo_text
     store, folder = store_of(ctx), Path(out)
-    Path(store).parent.mkdir(parents=True, exist_ok=True)
+    if not folder.parent.is_dir():
+        raise AuditError(f'--out {out}: the folder "{folder.parent}" does not exist; create it first or write elsewhere')
+    folder.mkdir(exist_ok=True)                     # the folder asked for, and only it
     progress = Steps(True)
-    result = api.run_demo(store, folder, now_utc, step=progress)
+    result = api.run_demo(store, now_utc, step=progress)
     reports = {"transparency": folder / "transparency.html", "compare": folder / "compare.html",
                "account": folder / f"account-{result.account}.html"}
     progress("report: transparency (verifies the log and re-runs every run)")

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from audit.analysis.explain import window_text
+
 from . import svg
 from .svg import Chart, say
 from .widgets import Stat
@@ -53,39 +55,49 @@ class PartRow:
 
 @dataclass(frozen=True)
 class ComponentRow:
-    part: str
     algorithm: str
     component: str
     label: str
+    unit: str
     before: float
     after: float
-    points: float
+    own_activity: float
+    population: float
 
 
 @dataclass(frozen=True)
 class EngagerRow:
     engager: str
     kind: str
-    algorithm: str
     before: int                         # interactions with the account in the earlier run's window
     after: int
+    rating: float | None                # the rating value (added up), for ratings
     points: float | None
     change: str                         # started, stopped, more, fewer, same
 
 
 @dataclass(frozen=True)
+class SideView:
+    point: RunPoint
+    window: str                         # e.g. "7 days to 2012-07-07 00:00:00 UTC"
+
+
+@dataclass(frozen=True)
 class ExplanationView:
-    baseline: RunPoint
-    candidate: RunPoint
-    total: float
+    status: str                         # changed, joined, left, same
+    baseline: SideView
+    candidate: SideView
+    total: float | None
     parts: tuple[PartRow, ...]
-    chart: Chart
+    chart: Chart | None
     reasons: tuple[Reason, ...]         # ranked by points
+    notes: tuple[str, ...]
     components: tuple[ComponentRow, ...]
     engagers: tuple[EngagerRow, ...]
     engagers_total: int
     started: int
     stopped: int
+    ranked_by_points: bool
     method: str
     counterfactual_runs: tuple[str, ...]
 
@@ -106,31 +118,37 @@ def _points(frame: pl.DataFrame) -> dict[str, Point]:
                                r["published_at"], r["algorithm_changed"]) for r in frame.iter_rows(named=True)}
 
 
+def _side(p: RunPoint) -> SideView:
+    return SideView(p, f"{window_text(p.window_seconds)} to {p.as_of.replace('T', ' ').replace('+00:00', ' UTC')}")
+
+
 def explanation_view(e: Explanation, engagers: int = 20) -> ExplanationView:
-    """The explanation as parts, a waterfall, ranked reasons, components and the top engagers."""
+    """The explanation as parts, a waterfall, ranked reasons, notes, components and the top engagers."""
     keys = [k for k in [*PART_LABELS, *sorted(set(e.parts) - set(PART_LABELS))] if k in e.parts]
     parts = tuple(PartRow(k, PART_LABELS.get(k, k), e.parts[k]) for k in keys)
-    chart = svg.waterfall((say("Before"), e.baseline.score), [(say(p.label), p.points) for p in parts],
-                          (say("After"), e.candidate.score), title="From the score before to the score after, part by part")
-    components = tuple(ComponentRow(PART_LABELS.get(c.part, c.part), c.algorithm, c.component, c.label, c.before,
-                                    c.after, c.points)
-                       for c in sorted(e.components, key=lambda c: (-abs(c.points), c.part, c.algorithm, c.component)))
+    chart = None
+    if e.status == "changed":
+        chart = svg.waterfall((say("Before"), e.baseline.score), [(say(p.label), p.points) for p in parts],
+                              (say("After"), e.candidate.score),
+                              title="From the score before to the score after, part by part")
+    components = tuple(ComponentRow(c.algorithm, c.component, c.label, c.unit, c.before, c.after, c.own_activity,
+                                    c.population)
+                       for c in sorted(e.components, key=lambda c: (-abs(c.own_activity + c.population), c.algorithm,
+                                                                     c.component))
+                       if c.before != 0 or c.after != 0 or c.own_activity != 0 or c.population != 0)
     frame = e.engagers
     rows, started, stopped = [], 0, 0
     if frame.height:
-        per = frame.unique(["engager", "kind"]).group_by("engager").agg(pl.col("n1", "n2").sum())
+        per = frame.group_by("engager").agg(pl.col("n1", "n2").sum())
         started = per.filter((per["n1"] == 0) & (per["n2"] > 0)).height
         stopped = per.filter((per["n2"] == 0) & (per["n1"] > 0)).height
-        order = frame.with_columns(pl.col("points").abs().fill_null(0.0).alias("_o"), pl.col("engager").cast(pl.String))
-        cols = ["_o", "n2", "engager", "kind", *(["algorithm"] if "algorithm" in frame.columns else [])]
-        top = order.sort(cols, descending=[True, True, False, False, False][:len(cols)], nulls_last=True)
-        for r in top.head(engagers).iter_rows(named=True):
-            n1, n2 = r["n1"], r["n2"]
-            change = ("started" if n1 == 0 else "stopped" if n2 == 0 else
-                      "more" if n2 > n1 else "fewer" if n2 < n1 else "same")
-            rows.append(EngagerRow(str(r["engager"]), r["kind"], r.get("algorithm", ""), n1, n2, r.get("points"), change))
-    return ExplanationView(e.baseline, e.candidate, e.total, parts, chart, tuple(e.reasons), components,
-                           tuple(rows), frame.height, started, stopped, e.method, tuple(e.counterfactual_runs))
+        for r in frame.head(engagers).iter_rows(named=True):
+            rating = (r["value2"] if r["n2"] else r["value1"]) if r["kind"] in ("rating", "distrust") else None
+            rows.append(EngagerRow(str(r["engager"]), r["kind"], r["n1"], r["n2"], rating, r["points"], r["change"]))
+    return ExplanationView(e.status, _side(e.baseline), _side(e.candidate), e.total, parts, chart, tuple(e.reasons),
+                           tuple(e.notes), components, tuple(rows), e.engagers_total, started, stopped,
+                           bool(frame.height) and frame["points"].null_count() < frame.height, e.method,
+                           tuple(e.counterfactual_runs))
 
 
 def account_page(st: AccountStatement) -> AccountPage:
@@ -171,9 +189,9 @@ def account_page(st: AccountStatement) -> AccountPage:
                                 say(last.period, ", ", last.restated.algorithm)))
     summary.append(Stat("Periods restated", say((sum(h.was_restated for h in history), "count")),
                         say("of ", (len(history), "count"), " periods; originals kept")))
-    if e is not None:
+    if e is not None and e.status == "changed":
         summary.append(Stat("Latest change", say((e.total, "points")),
-                            say((e.baseline.score, "score"), " to ", (e.candidate.score, "score"))))
+                            say((e.baseline.point.score, "score"), " to ", (e.candidate.point.score, "score"))))
         summary += [Stat(p.label, say((p.points, "points"))) for p in e.parts]
     return AccountPage(f"Score statement: account {st.account_id}", st.account_id, tuple(summary), chart,
                        tuple(history), e, st.note)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import svg
-from .svg import Chart, say
+from .svg import Chart, counted, say
 from .widgets import DiffLine, Measure, ParamDiff, Stat, diff_lines
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def _segments(frame) -> tuple[tuple[SegmentGroup, ...], tuple[Payer, ...]]:
         part = frame.filter(frame["segment"] == name)
         rows = tuple(SegmentRow(r["band"], r["accounts"], r["mean_delta"], r["median_delta"], r["low"], r["high"])
                      for r in part.iter_rows(named=True))
-        chart = svg.hbars([(say(r.band, " (", (r.accounts, "count"), " accounts)"), r.mean_delta) for r in rows],
+        chart = svg.hbars([(say(r.band, " (", *counted(r.accounts, "account"), ")"), r.mean_delta) for r in rows],
                           title=f"Mean score change by {name} band", kind="points",
                           x_title="mean score change, points")
         groups.append(SegmentGroup(name, part["feature"][0], rows, chart))
@@ -138,7 +138,9 @@ def comparison_view(c: Comparison, movers: int = 20) -> ComparisonView:
     heat = svg.heatmap(c.band_labels, c.band_labels, c.bands, title="Band migration: accounts per pair of bands",
                        row_title=f"{c.baseline.algorithm} band", col_title=f"{c.candidate.algorithm} band")
     overlap = (*(Measure(say("Rank-biased overlap, p = ", (p, "tick")), v, "corr") for p, v in sorted(c.rbo.items())),
-               *(Measure(say("Top ", (k, "count"), " overlap"), v, "pct") for k, v in sorted(c.top_k_overlap.items())))
+               *(Measure(say("Top ", (k, "count"), " overlap",
+                             *((" (of ", *counted(c.top_k_accounts[k], "account"), ")") if c.top_k_accounts[k] < k else ())),
+                         v, "pct") for k, v in sorted(c.top_k_overlap.items())))
     segments, payers = _segments(c.segments)
     return ComparisonView(
         baseline=Side(c.baseline.run_id, c.baseline.snapshot_id, c.baseline.algorithm, c.baseline.snapshot_label),
@@ -167,6 +169,6 @@ def compare_page(c: Comparison) -> ComparePage:
                                                                              (c.deltas.up_5, "pct"))),
         *((Stat("Top 100 overlap", say((top100, "pct"))),) if top100 is not None else ()),
         *(Stat(f"Hardest hit by {p.segment}", say((p.mean_delta, "points")),
-               say(p.band, ", ", (p.accounts, "count"), " accounts")) for p in view.payers[:2]),
+               say(p.band, ", ", *counted(p.accounts, "account"))) for p in view.payers[:2]),
     )
     return ComparePage(f"Comparison: {c.baseline.algorithm} to {c.candidate.algorithm}", summary, view)

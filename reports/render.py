@@ -104,9 +104,16 @@ def fmt_text(v: Any) -> str:
     return "" if v is None else str(v)
 
 
+def fmt_signed(v: Any) -> str:
+    """A signed whole number, e.g. a rating: +10, -168."""
+    f = _finite(v)
+    return "n/a" if f is None else f"{f:+,.0f}"
+
+
 FILTERS: dict[str, Callable[[Any], str]] = {
     "count": fmt_count, "tick": fmt_tick, "score": fmt_score, "points": fmt_points, "pct": fmt_pct,
-    "corr": fmt_corr, "num": fmt_num, "param": fmt_param, "ts": fmt_ts, "coord": fmt_coord, "text": fmt_text}
+    "corr": fmt_corr, "num": fmt_num, "signed": fmt_signed, "param": fmt_param, "ts": fmt_ts, "coord": fmt_coord,
+    "text": fmt_text}
 
 
 def show(value: Any, kind: str) -> str:

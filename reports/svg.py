@@ -15,6 +15,11 @@ WIDTH = 800.0
 Text = tuple[tuple[Any, str], ...]          # pieces: (value, filter kind)
 
 
+def counted(n: int, noun: str) -> tuple[Any, ...]:
+    """Pieces for "1 account" / "2 accounts": the count formatted, the noun in its number."""
+    return ((n, "count"), f" {noun}" if n == 1 else f" {noun}s")
+
+
 def say(*pieces: Any) -> Text:
     """Text from pieces: a bare value is plain text, a (value, kind) tuple is formatted by kind."""
     return tuple(p if isinstance(p, tuple) else (p, "text") for p in pieces)
@@ -123,7 +128,7 @@ def histogram(bins: Sequence[tuple[float, float, int]], *, title: str, x_title: 
     for low, high, count in bins:
         top_y = min(y(count), bottom - 1.5) if count else bottom
         boxes.append(Box(_r(x(low) + 1), top_y, _r(x(high) - x(low) - 2), _r(bottom - top_y), "bar",
-                         say((low, "tick"), "-", (high, "tick"), ": ", (count, "count"), " accounts")))
+                         say((low, "tick"), "-", (high, "tick"), ": ", *counted(count, "account"))))
     for t in nice_ticks(lo, hi, 10):
         lines.append(Line(x(t), bottom, x(t), bottom + 5, "axis"))
         labels.append(Label(x(t), bottom + 20, say((t, "tick"))))
@@ -181,7 +186,7 @@ def heatmap(row_labels: Sequence[str], col_labels: Sequence[str], matrix: Sequen
             x0 = left + j * cw
             shade = math.log1p(v) / math.log1p(biggest) if biggest and v else 0.0
             boxes.append(Box(_r(x0), _r(y0), _r(cw), ch, "heat", say(
-                row_title, " ", name, ", ", col_title, " ", col_labels[j], ": ", (v, "count"), " accounts"),
+                row_title, " ", name, ", ", col_title, " ", col_labels[j], ": ", *counted(v, "account")),
                 round(0.08 + 0.92 * shade, 3) if v else 0.0))
             if v:
                 labels.append(Label(_r(x0 + cw / 2), _r(y0 + ch / 2 + 4), say((v, "count")), "middle",

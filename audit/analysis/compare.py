@@ -95,7 +95,8 @@ class Comparison:
     deltas: DeltaStats
     agreement: tuple[RankAgreement, ...]        # one per SCOPES entry, in that order
     rbo: dict[float, float]                     # p -> RBO_EXT over the two full rankings
-    top_k_overlap: dict[int, float]             # k -> |top_k(b) & top_k(c)| / k
+    top_k_overlap: dict[int, float]             # k -> |top_k(b) & top_k(c)| / top_k_accounts[k]
+    top_k_accounts: dict[int, int]              # k -> min(k, accounts of the shorter run): the most that can overlap
     band_labels: tuple[str, ...]
     bands: tuple[tuple[int, ...], ...]          # [baseline band][candidate band] -> accounts
     segments: pl.DataFrame                      # segments.SEGMENT_SCHEMA columns
@@ -373,7 +374,9 @@ def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: p
     s, l = sorted((nb, nc))  # noqa: E741 - shorter and longer ranking, as in the paper
     curve = _curve(np.maximum(pos_b, pos_c) if m == nb == nc else np.maximum(pos_b[ib], pos_c[ic]), l)
     rbo = {p: _rbo(curve, s, l, p) for p in RBO_P}
-    top_k = {k: (float(curve[min(k, l) - 1]) / k if l else 0.0) for k in TOP_K}
+    # over min(k, accounts of the shorter run): a run against itself overlaps 1.0 however few its accounts
+    top_k_n = {k: min(k, s) for k in TOP_K}
+    top_k = {k: (float(curve[min(k, l) - 1]) / top_k_n[k] if top_k_n[k] else math.nan) for k in TOP_K}
 
     # accounts in both, in each run's ranking order (common index = position in ids)
     def in_common(order: np.ndarray, index: np.ndarray, n: int) -> np.ndarray:
@@ -403,6 +406,7 @@ def compare_runs(baseline: pl.DataFrame, candidate: pl.DataFrame, *, features: p
     return Comparison(
         baseline=baseline_info, candidate=candidate_info, coverage=Coverage(m, nb - m, nc - m),
         deltas=_delta_stats(x, y, d), agreement=tuple(agreement), rbo=rbo, top_k_overlap=top_k,
+        top_k_accounts=top_k_n,
         band_labels=BAND_LABELS, bands=tuple(tuple(int(v) for v in row) for row in matrix),
         segments=table, risers=risers, fallers=fallers,
         param_changes=diff_params(baseline_info.params, candidate_info.params),

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import duckdb
 import polars as pl
 
-from ..analysis.explain import Explanation, RunPoint, Side, check_account, combine, split_data
+from ..analysis.explain import (Explanation, Ranks, RunPoint, Side, Version, check_account, explain_change,
+                                explain_presence, explain_same)
 from ..progress import Step, quiet
 from ..records import algorithms as algos
 from ..records import runs as runs_
 from ..records import snapshots as snaps
-from ..records.algorithms import Algorithm
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify as verify_store
@@ -65,71 +65,84 @@ def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) ->
     return [p for p in pairs if runs_.find_for(con, *p) is None]
 
 
-def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str) -> RunPoint | None:
-    hit = runs_.ranked(con, run.run_id, accounts=[account])
-    if hit.height == 0:
-        return None
-    r = hit.row(0, named=True)
-    return RunPoint(run.run_id, run.snapshot_id, snap.label, run.algorithm, r["score"], r["raw"], r["rank"])
+def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str,
+           hit: dict | None = None) -> RunPoint:
+    hit = hit or runs_.place(con, run.run_id, account) or {"raw": None, "score": None, "rank": None, "tied": 0}
+    return RunPoint(run.run_id, run.snapshot_id, snap.label, run.algorithm, snap.as_of.isoformat(),
+                    snap.window_seconds, run.accounts, hit["score"], hit["raw"], hit["rank"], hit["tied"])
 
 
-def _present(con: duckdb.DuckDBPyConnection, account: str, *runs: Run) -> None:
-    """A clear message when the account has no score in a run the explanation needs."""
-    check_account(account, {r.run_id: runs_.ranked(con, r.run_id, accounts=[account]).height > 0 for r in runs})
+def _version(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Version:
+    algo = algos.get(con, algorithm_id)
+    return Version(algo.label, algos.verified_module(algo), algo.params, algo.components, algo.reasons)
+
+
+def _ranks(con: duckdb.DuckDBPyConnection, old: Run, new: Run, account: str, known: dict[str, dict]) -> Ranks:
+    """The account under two versions on one snapshot, and the score the new one gives its old rank
+    (`known`: places already read, by run id)."""
+    a, b = (known.get(r.run_id) or runs_.place(con, r.run_id, account) for r in (old, new))
+    return Ranks(old.accounts, a["rank"], b["rank"], a["score"], b["score"],
+                 runs_.score_at_rank(con, new.run_id, a["rank"]))
 
 
 def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
     """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""
     snap1, snap2 = snaps.get(con, r1.snapshot_id), snaps.get(con, r2.snapshot_id)
-    a1, a2 = algos.get(con, r1.algorithm_id), algos.get(con, r2.algorithm_id)
-    p1, p2 = _point(con, r1, snap1, account), _point(con, r2, snap2, account)
-    check_account(account, {r1.run_id: p1 is not None, r2.run_id: p2 is not None})
+    known = {r.run_id: runs_.place(con, r.run_id, account) for r in (r1, r2)}
+    p1, p2 = (_point(con, r, s, account, known[r.run_id]) for r, s in ((r1, snap1), (r2, snap2)))
+    check_account(account, {r1.run_id: p1.score is not None, r2.run_id: p2.score is not None})
+    if r1.run_id == r2.run_id:
+        return explain_same(account, p1)
     # the account's inputs in both snapshots, and who engaged it in either (their scores are needed)
     inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account) for snap in (snap1, snap2)}
+    if p1.score is None or p2.score is None:
+        return explain_presence(account, p1, p2, inputs[snap1.snapshot_id], inputs[snap2.snapshot_id],
+                                "the account has a score on one side only: there is no change to split")
     ids = sorted(set(pl.concat([f.filter(pl.col("target") == account)["source"] for f in inputs.values()])
                      .unique().to_list()) | {account})
+    old, new = _version(con, r1.algorithm_id), _version(con, r2.algorithm_id)
 
-    def side(run: Run, snap: Snapshot, algo: Algorithm, module) -> Side:
+    def side(run: Run, snap: Snapshot, version: Version) -> Side:
         norm = runs_.stored_normalisation(con, run.run_id)
-        if norm is None and hasattr(module, "normalisation"):     # a run stored without it
-            norm = module.normalisation(runs_.run_scores(con, run.run_id), algo.params)
-        return Side(runs_.run_scores(con, run.run_id, ids), runs_.account_components(con, run.run_id, algo, account),
+        if norm is None and hasattr(version.module, "normalisation"):     # a run stored without it
+            norm = version.module.normalisation(runs_.run_scores(con, run.run_id), version.params)
+        algo = algos.get(con, run.algorithm_id)
+        return Side(runs_.rows(con, run.run_id, algo, ids), runs_.account_components(con, run.run_id, algo, account),
                     inputs[snap.snapshot_id], norm)
-
-    def data_split(algo: Algorithm, before: Run, after: Run):
-        module = algos.verified_module(algo)
-        return split_data(module, algo.label, algo.params, algo.components, account,
-                          side(before, snap1, algo, module), side(after, snap2, algo, module))
 
     counterfactual_runs: tuple[str, ...] = ()
     if r1.snapshot_id == r2.snapshot_id:
-        splits, labels, method = [], [], "same snapshot: the whole change is the algorithm"
+        data, ranks = [], [(1.0, _ranks(con, r1, r2, account, known))]
+        method = ("same snapshot: the whole change is the algorithm, split into the new version's scale at the "
+                  "account's old rank and its new rank")
     elif r1.algorithm_id == r2.algorithm_id:
-        splits, labels = [(1.0, data_split(a1, r1, r2))], [a1.label]
+        data, ranks = [(1.0, old, side(r1, snap1, old), side(r2, snap2, old))], []
         method = "same algorithm: the change is data, split into own activity and everyone else"
     else:
         c12 = runs_.find_for(con, r2.snapshot_id, r1.algorithm_id)     # old algorithm, new data
         c21 = runs_.find_for(con, r1.snapshot_id, r2.algorithm_id)     # new algorithm, old data
         if c12 is None or c21 is None:
             raise RuntimeError("the counterfactual runs must be stored before the explanation is gathered")
-        _present(con, account, c12, c21)
-        splits = [(0.5, data_split(a1, r1, c12)), (0.5, data_split(a2, c21, r2))]
-        labels = [a1.label, a2.label]
+        data = [(0.5, old, side(r1, snap1, old), side(c12, snap2, old)),
+                (0.5, new, side(c21, snap1, new), side(r2, snap2, new))]
+        ranks = [(0.5, _ranks(con, r1, c21, account, known)), (0.5, _ranks(con, c12, r2, account, known))]
         method = ("snapshot and algorithm both changed: two-factor Shapley value over the counterfactual runs "
-                  f"{c12.run_id} ({a1.label} on the new snapshot) and {c21.run_id} ({a2.label} on the old one)")
+                  f"{c12.run_id} ({old.label} on the new snapshot) and {c21.run_id} ({new.label} on the old one)")
         counterfactual_runs = (c12.run_id, c21.run_id)
-    return combine(account, p1, p2, splits, labels, a2.reasons, {a1.label: a1.reasons, a2.label: a2.reasons},
-                   counterfactual_runs, method)
+    return explain_change(account, p1, p2, old=old, new=new, data=data, ranks=ranks,
+                          counterfactual_runs=counterfactual_runs, method=method)
 
 
 def explain(store: Store, account: str, *, from_run: str, to_run: str, now: datetime,
             step: Step = quiet) -> Explanation:
     """Explain ACCOUNT's score change from one run to another; computes and stores missing
-    counterfactual runs first (a second explanation of the same change computes none)."""
+    counterfactual runs first (a second explanation of the same change computes none). An account
+    scored on one side only is explained as joined or left."""
     with reading(store) as con:
         r1, r2 = runs_.resolve(con, from_run), runs_.resolve(con, to_run)
-        _present(con, account, r1, r2)       # before any counterfactual is computed
-        missing = _needed_counterfactuals(con, r1, r2)
+        present = {r.run_id: runs_.has(con, r.run_id, account) for r in (r1, r2)}
+        check_account(account, present)       # before any counterfactual is computed
+        missing = _needed_counterfactuals(con, r1, r2) if all(present.values()) else []
     if missing:
         with writing(store) as con:
             for snapshot_id, algorithm_id in missing:

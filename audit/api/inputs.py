@@ -1,6 +1,7 @@
 """Facade: input batches and snapshots."""
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -18,10 +19,11 @@ def ingest(store: Store, path: str | Path, *, now: datetime, fmt: str = "auto",
         with writing(store) as con:      # a writer: migrates a store of an older schema
             known = find_by_file(con, file_sha256(Path(path)))
         if known is not None:
-            return known
+            return dataclasses.replace(known, given=str(path))
     prep = prepare(path, fmt, kind, now, step)      # the store is not touched until this passed
     with writing(store, create=True) as con:
-        return store_batch(con, prep, now, step)
+        result = store_batch(con, prep, now, step)
+    return result if result.new else dataclasses.replace(result, given=str(path))
 
 
 def snapshot(store: Store, *, as_of: datetime | str, now: datetime, window: str | int | None = None,

@@ -121,6 +121,11 @@ def shares(con: duckdb.DuckDBPyConnection, run_id: str, algo: Algorithm) -> tupl
     return tuple(Share(name, label, abs(v) / total) for (name, label), v in zip(algo.components, sums))
 
 
+def base_name(path: str) -> str:
+    """The file name of a path as given on any system: /srv/in/2012.csv, C:\\in\\2012.csv -> 2012.csv."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 def _releases(con: duckdb.DuckDBPyConnection, wanted: list[str] | None) -> list[tuple[Algorithm, datetime]]:
     rows = dicts(con, """
         SELECT r.algorithm_id, min(p.published_at) AS first FROM publication p JOIN run r USING (run_id)
@@ -177,7 +182,9 @@ def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs:
             SELECT DISTINCT b.batch_id, b.source_name, b.format, b.rows, b.accounts, b.ingested_at, b.validation
             FROM publication p JOIN run r USING (run_id) JOIN snapshot s USING (snapshot_id)
             JOIN batch b ON list_contains(s.batch_ids, b.batch_id) ORDER BY b.batch_id""")
-        batches = tuple(BatchQuality(**{**r, "validation": json.loads(r["validation"])}) for r in batch_rows)
+        # a public report names a file by its base name (and batch id), never the operator's folders
+        batches = tuple(BatchQuality(**{**r, "source_name": base_name(r["source_name"]),
+                                        "validation": json.loads(r["validation"])}) for r in batch_rows)
         check = verify(con, rerun_runs=rerun_runs)
     wanted = set(releases or [])
     labels = [r.algorithm.label for r in out] + [None]

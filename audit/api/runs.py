@@ -33,9 +33,13 @@ def register(store: Store, path: str | Path, *, now: datetime) -> tuple[Algorith
 
 
 def algorithms(store: Store) -> list[Algorithm]:
-    """Every registered algorithm version, by name and version."""
+    """Every registered algorithm version, and the shipped ones not registered in this store yet
+    (registered_at None: a shipped version is registered when it first scores), by name and version."""
     with reading(store) as con:
-        return algos.list_all(con)
+        registered = algos.list_all(con)
+    known = {a.label for a in registered}
+    shipped = [algos.from_source(algos.shipped_source(label), label) for label in algos.SHIPPED if label not in known]
+    return sorted(registered + shipped, key=lambda a: (a.name, a.version))
 
 
 def get_algorithm(store: Store, ref: str) -> Algorithm:

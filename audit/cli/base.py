@@ -63,9 +63,28 @@ def steps() -> Steps:
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class AuditGroup(click.Group):
+    """The `audit` group: its own options (--store, --debug) may also come after the command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        front, rest, i = [], [], 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":
+                rest += args[i:]
+                break
+            if arg == "--store" and i + 1 < len(args):
+                front += args[i:i + 2]
+                i += 2
+                continue
+            (front if arg == "--debug" or arg.startswith("--store=") else rest).append(arg)
+            i += 1
+        return super().parse_args(ctx, front + rest)
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--store", envvar="AUDIT_STORE", default="audit.duckdb", show_default=True,
-              type=click.Path(dir_okay=False), help="The DuckDB store file (or set AUDIT_STORE).")
+              type=click.Path(dir_okay=False), help="The DuckDB store file (or set AUDIT_STORE); before or after the command.")
 @click.option("--debug", is_flag=True, help="Show the traceback of an error.")
 @click.pass_context
 def cli(ctx: click.Context, store: str, debug: bool) -> None:

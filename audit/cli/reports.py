@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .. import api, present
+from ..errors import AuditError
 from .base import Steps, cli, emit, json_option, now_utc, store_of
 
 
@@ -21,6 +22,9 @@ def report() -> None:
 
 def write_report(path: str | Path, html: str) -> int:
     """Write one report file; its folder must exist (nothing is created outside what was asked)."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise AuditError(f'--out {path}: the folder "{folder}" does not exist; create it first or write elsewhere')
     data = html.encode("utf-8")
     Path(path).write_bytes(data)
     return len(data)
@@ -33,7 +37,7 @@ def _written(path: str, html: str, as_json: bool) -> None:
 
 @report.command("transparency")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The HTML file to write.")
-@click.option("--release", "releases", multiple=True, help="Only this published version, e.g. network@2 (repeatable).")
+@click.option("--release", "releases", multiple=True, help="Only this published version, e.g. network@3 (repeatable).")
 @json_option
 @click.pass_context
 def report_transparency(ctx: click.Context, out: str, releases: tuple[str, ...], as_json: bool) -> None:
@@ -88,7 +92,7 @@ def report_account(ctx: click.Context, account: str, out: str, as_json: bool) ->
 @click.pass_context
 def demo(ctx: click.Context, out: str, as_json: bool) -> None:
     """Run the main job on the bundled Higgs data: ingest, daily snapshots 2012-07-01..07, score
-    with activity@1 and network@2, publish activity@1 then restate with network@2, compare,
+    with activity@1 and network@3, publish activity@1 then restate with network@3, compare,
     explain the biggest drop, write the reports. Running it again reuses what is stored.
 
     \b
@@ -99,15 +103,17 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
 
     from ..present.demo import demo_json, demo_text
     store, folder = store_of(ctx), Path(out)
-    Path(store).parent.mkdir(parents=True, exist_ok=True)
+    if not folder.parent.is_dir():
+        raise AuditError(f'--out {out}: the folder "{folder.parent}" does not exist; create it first or write elsewhere')
+    folder.mkdir(exist_ok=True)                     # the folder asked for, and only it
     progress = Steps(True)
-    result = api.run_demo(store, folder, now_utc, step=progress)
+    result = api.run_demo(store, now_utc, step=progress)
     reports = {"transparency": folder / "transparency.html", "compare": folder / "compare.html",
                "account": folder / f"account-{result.account}.html"}
     progress("report: transparency (verifies the log and re-runs every run)")
     write_report(reports["transparency"], render_transparency(api.transparency(store)))
     progress("report: compare")
-    b, c = result.runs["activity@1"][-1], result.runs["network@2"][-1]
+    b, c = result.runs[api.demo.BASELINE][-1], result.runs[api.demo.CANDIDATE][-1]
     write_report(reports["compare"], render_compare(api.compare(store, b, c)))
     progress(f"report: account {result.account}")
     write_report(reports["account"], render_account(api.account_statement(store, result.account, now=now_utc())))

@@ -28,7 +28,7 @@ list_algorithms = listing(
     "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
     """List registered algorithm versions with their parameters.
 
-    Shipped versions (activity@1, network@2) are registered the first time they score.
+    Shipped versions (activity@1, network@2, network@3) are registered the first time they score.
 
     \b
     Example:
@@ -48,7 +48,7 @@ def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> N
 
     \b
     Example:
-        audit score latest network@2
+        audit score latest network@3
     """
     progress = steps()
     progress(f"scoring {snapshot} with {algorithm}")
@@ -120,13 +120,16 @@ list_publications = listing(
 @click.argument("accounts", nargs=-1)
 @click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
 @click.option("--restated", is_flag=True, help="Show the latest publication of each period.")
-@click.option("--as-of", "as_of", default=None, help="Show what was on display at this instant.")
+@click.option("--as-of", "as_of", default=None,
+              help="Show what was on display at this instant: a publication instant (when scores were "
+                   "published, see `audit publications`), not the date of the data; a bare date means its end.")
 @json_option
 @click.pass_context
 def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restated: bool, as_of: str | None,
             as_json: bool) -> None:
     """Score history of ACCOUNT(s) per period: as originally published (default), as restated, or
-    as it was on display at an instant. `*` marks where the algorithm changed.
+    as it was on display at an instant. `*` marks where the algorithm changed; "superseded" marks a
+    score a later publication replaced, "restatement" a score that replaced an earlier one.
 
     \b
     Example:
@@ -140,5 +143,5 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
     df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)
     emit(present.history_json(df), present.history_text(df), as_json)
     if not as_json:
-        emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "has no published score")),
-                  err=True)
+        where = "has no published score" if as_of is None else f"had no published score on display at {as_of}"
+        emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), where)), err=True)

@@ -34,6 +34,7 @@ class IngestResult:
     new: bool
     warnings: list[dict[str, Any]] = field(default_factory=list)
     duplicates_of_stored: int = 0
+    given: str | None = None        # the file given this time, when the batch was stored before
 
 
 def file_sha256(path: Path) -> str:

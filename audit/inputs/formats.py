@@ -75,8 +75,10 @@ def detect_format(path: Path) -> str:
     commas = line.split(",")
     if len(commas) == 4 and all(re.match(_NUMBER, t) for t in commas):
         return "signed-csv"
-    raise ValidationError(f'{path}: cannot tell the format from the first line "{line[:80]}"; '
-                          f"pass --format ({', '.join(FORMATS[1:])})")
+    raise ValidationError(
+        f'{path}: cannot tell the format from the first line "{line[:80]}": a CSV needs a header naming '
+        f"{', '.join(INTERACTION_COLUMNS)} (interactions) or {', '.join(ACCOUNT_COLUMNS)} (accounts); "
+        f"for another layout pass --format ({', '.join(FORMATS[1:])})")
 
 
 def _bad_line(path: Path, separator: str, fields: int | None) -> str:
@@ -113,11 +115,13 @@ def _read_text(path: Path, *, separator: str, names: list[str] | None) -> pl.Dat
         where = _bad_line(path, separator, None if names is None else len(names))
         raise ValidationError(f"{path}: cannot be read as {'CSV' if separator == ',' else 'text columns'}: "
                               f"{first}{'; ' + where if where else ''}") from None
+    first_line = 2 if names is None else 1
+    df = df.with_row_index("_line", offset=first_line).with_columns(pl.col("_line").cast(pl.Int64))
+    # a blank line (every field empty, e.g. at the end of the file) is not a row
+    df = df.filter(~pl.all_horizontal(pl.exclude("_line").is_null()))
     if df.height == 0:
         raise ValidationError(f"{path}: the file has a header but no rows; nothing was stored")
-    first_line = 2 if names is None else 1
-    df = df.rename({c: c.strip().lower() for c in df.columns}) if names is None else df
-    return df.with_row_index("_line", offset=first_line).with_columns(pl.col("_line").cast(pl.Int64))
+    return df.rename({c: c.strip().lower() for c in df.columns if c != "_line"}) if names is None else df
 
 
 _ISO_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")

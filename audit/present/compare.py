@@ -44,7 +44,7 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
         "spearman": plain(c.spearman), "kendall_tau_b": plain(c.kendall_tau_b),
         "agreement": [plain({"scope": a.scope, "accounts": a.accounts, "spearman": a.spearman,
                               "kendall_tau_b": a.kendall_tau_b}) for a in c.agreement],
-        "rbo": plain(c.rbo), "top_k_overlap": plain(c.top_k_overlap),
+        "rbo": plain(c.rbo), "top_k_overlap": plain(c.top_k_overlap), "top_k_accounts": plain(c.top_k_accounts),
         "bands": {"labels": list(c.band_labels), "matrix": plain(c.bands)},
         "segments": _rows(c.segments),
         "movers": {"risers": _rows(c.risers), "fallers": _rows(c.fallers)},
@@ -102,7 +102,9 @@ def comparison_text(c: Comparison) -> str:
                   [[SCOPE_TEXT.get(a.scope, a.scope), f"{a.accounts:,}", _num(a.spearman), _num(a.kendall_tau_b)]
                    for a in c.agreement])
     out.append("rank-biased overlap: " + ", ".join(f"p={p:g} {_num(v)}" for p, v in c.rbo.items()))
-    out.append("top-k overlap: " + ", ".join(f"k={n:,} {_num(v)}" for n, v in c.top_k_overlap.items()))
+    out.append("top-k overlap: " + ", ".join(
+        f"k={n:,} {_num(v)}" + (f" (of {c.top_k_accounts[n]:,}: fewer than {n:,} accounts)"
+                                if c.top_k_accounts[n] < n else "") for n, v in c.top_k_overlap.items()))
     out += ["", "score bands (rows baseline, columns candidate):"]
     out += table(["", *c.band_labels], [[label, *(f"{n:,}" for n in row)]
                                          for label, row in zip(c.band_labels, c.bands, strict=True)])

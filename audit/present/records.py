@@ -12,7 +12,7 @@ from ..records.algorithms import Algorithm
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
-from .common import frame_text, window
+from .common import frame_text, plural, window
 
 
 # ---------------------------------------------------------------- batches
@@ -23,11 +23,13 @@ def ingest_json(r: IngestResult) -> dict[str, Any]:
 
 
 def ingest_text(r: IngestResult) -> str:
-    what = "interactions" if r.batch_kind == "interactions" else "accounts"
+    what = plural(r.rows, "interaction" if r.batch_kind == "interactions" else "account")
     if not r.new:
-        return f"already stored as batch {r.batch_id}: nothing new ({r.rows:,} {what} from {r.path})"
-    among = f" among {r.accounts:,} accounts" if r.batch_kind == "interactions" else ""
-    return f"stored batch {r.batch_id} ({r.format}): {r.rows:,} {what}{among}"
+        if r.given is not None and r.given != r.path:
+            return f"{r.given} holds what batch {r.batch_id} stored from {r.path}: nothing new ({what})"
+        return f"already stored as batch {r.batch_id}: nothing new ({what} from {r.path})"
+    among = f" among {plural(r.accounts, 'account')}" if r.batch_kind == "interactions" else ""
+    return f"stored batch {r.batch_id} ({r.format}): {what}{among}"
 
 
 def ingest_warnings(r: IngestResult) -> list[str]:
@@ -51,7 +53,7 @@ def snapshot_text(s: Snapshot) -> str:
     verb = "created" if s.new else "already exists:"
     return (f"{verb} snapshot {s.snapshot_id} as of {s.as_of.isoformat()}"
             f"{' (' + window(s.window_seconds) + ' window)' if s.window_seconds else ''}: "
-            f"{s.interactions:,} interactions, {s.accounts:,} accounts")
+            f"{plural(s.interactions, 'interaction')}, {plural(s.accounts, 'account')}")
 
 
 def snapshots_json(items: list[Snapshot]) -> list[dict[str, Any]]:
@@ -80,7 +82,8 @@ def registered_text(a: Algorithm, new: bool) -> str:
 def algorithm_json(a: Algorithm) -> dict[str, Any]:
     return {"algorithm_id": a.algorithm_id, "name": a.name, "version": a.version, "params": a.params,
             "description": a.description, "changelog": a.changelog,
-            "components": [c for c, _ in a.components], "source_sha256": a.source_sha256}
+            "components": [c for c, _ in a.components], "source_sha256": a.source_sha256,
+            "registered": a.registered_at is not None}
 
 
 def algorithms_json(items: list[Algorithm]) -> list[dict[str, Any]]:
@@ -88,11 +91,10 @@ def algorithms_json(items: list[Algorithm]) -> list[dict[str, Any]]:
 
 
 def algorithms_text(items: list[Algorithm]) -> str:
-    if not items:
-        return 'no algorithm registered yet; "audit score latest network@2" registers and runs a shipped one'
     lines = []
     for a in items:
-        lines.append(f"{a.label:<14} {a.algorithm_id}  {a.changelog}")
+        where = "" if a.registered_at is not None else "  (shipped; registered in this store when it first scores)"
+        lines.append(f"{a.label:<14} {a.algorithm_id}  {a.changelog}{where}")
         lines.append(f"{'':<14} params {json.dumps(a.params, sort_keys=True)}")
     return "\n".join(lines)
 
@@ -111,7 +113,7 @@ def scored_json(r: Run) -> dict[str, Any]:
 
 def scored_text(r: Run) -> str:
     verb = "run" if r.new else "already scored: run"
-    return (f"{verb} {r.run_id}: {r.accounts:,} accounts of {r.snapshot_id} scored with "
+    return (f"{verb} {r.run_id}: {plural(r.accounts, 'account')} of {r.snapshot_id} scored with "
             f"{r.algorithm} in {r.seconds:.2f}s (result {r.result_hash[:12]})")
 
 
@@ -185,7 +187,7 @@ def history_text(df: pl.DataFrame) -> str:
         lines.append(f"account {account[0]}")
         for r in rows.iter_rows(named=True):
             mark = "*" if r["algorithm_changed"] else " "
-            note = "restated" if r["restated"] else ""
+            note = "superseded" if r["superseded"] else "restatement" if r["restatement"] else ""
             lines.append(f"  {r['period']:<12} {r['score']:6.1f}  rank {r['rank']:>7,}  {mark}{r['algorithm']:<12} "
                          f"{r['run_id']}  {note}".rstrip())
     return "\n".join(lines)

@@ -73,17 +73,18 @@ def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datet
 
 HISTORY_SCHEMA = {"account_id": pl.String, "period": pl.String, "score": pl.Float64, "rank": pl.Int64,
                   "run_id": pl.String, "algorithm": pl.String, "publication_id": pl.String,
-                  "published_at": pl.Datetime("us", "UTC"), "restated": pl.Boolean,
-                  "algorithm_changed": pl.Boolean}
+                  "published_at": pl.Datetime("us", "UTC"), "restated": pl.Boolean, "superseded": pl.Boolean,
+                  "restatement": pl.Boolean, "algorithm_changed": pl.Boolean}
 
 
 def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bool = False,
             as_of: datetime | None = None) -> pl.DataFrame:
     """Each account's score per period in the chosen view, oldest period first.
 
-    `restated` marks a point whose period has a later publication than the one shown (published
-    view) or that is itself a restatement (restated / as-of views). `algorithm_changed` marks the
-    first point of each account under a different algorithm version than its previous point.
+    `restated`: the period has more than one publication (in the view). `superseded`: a later
+    publication replaced the one shown (the published view shows the first). `restatement`: the
+    one shown restates an earlier one. `algorithm_changed` marks the first point of each account
+    under a different algorithm version than its previous point.
     """
     pick_latest = restated or as_of is not None
     order = "published_at DESC, publication_id DESC" if pick_latest else "published_at, publication_id"
@@ -101,7 +102,8 @@ def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bo
             FROM score WHERE run_id IN (SELECT run_id FROM shown))
         SELECT r.account_id, p.period, r.score, r.rank, p.run_id,
                a.name || '@' || a.version AS algorithm, p.publication_id, p.published_at,
-               {"p.restates IS NOT NULL" if pick_latest else "p.versions > 1"} AS restated,
+               p.versions > 1 AS restated, {"false" if pick_latest else "p.versions > 1"} AS superseded,
+               p.restates IS NOT NULL AS restatement,
                snap.as_of AS _as_of
         FROM shown p
         JOIN run USING (run_id) JOIN algorithm a USING (algorithm_id)

@@ -209,12 +209,48 @@ def ranked(con: duckdb.DuckDBPyConnection, run_id: str, *, accounts: list[str] |
         SELECT * FROM ranked {picked} ORDER BY rank, account_id {limit}""", params)
 
 
+def place(con: duckdb.DuckDBPyConnection, run_id: str, account: str) -> dict | None:
+    """raw, score, rank (RANK's definition: 1 + accounts scoring strictly higher) and tied (other
+    accounts with exactly this score) of one account in a run; None when it has no score there."""
+    rows = dicts(con, """
+        WITH s AS (SELECT raw, score FROM score WHERE run_id = $run AND account_id = $account)
+        SELECT s.raw, s.score, count(*) FILTER (WHERE o.score > s.score) + 1 AS rank,
+               count(*) FILTER (WHERE o.score = s.score) - 1 AS tied
+        FROM s, score o WHERE o.run_id = $run GROUP BY s.raw, s.score""", {"run": run_id, "account": account})
+    return rows[0] if rows else None
+
+
+def has(con: duckdb.DuckDBPyConnection, run_id: str, account: str) -> bool:
+    """Whether the account has a score in the run."""
+    return bool(dicts(con, "SELECT count(*) AS n FROM score WHERE run_id = ? AND account_id = ?",
+                      [run_id, account])[0]["n"])
+
+
+def score_at_rank(con: duckdb.DuckDBPyConnection, run_id: str, rank: int) -> float:
+    """The score of the rank-th best account of a run (the score an account of that rank has)."""
+    return dicts(con, "SELECT score FROM score WHERE run_id = ? ORDER BY score DESC LIMIT 1 OFFSET ?",
+                 [run_id, rank - 1])[0]["score"]
+
+
 def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
     """account_id, raw, score of a run (of the given accounts only, when given), in account order."""
     if accounts is None:
         return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
     return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = $run AND account_id IN "
                       "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
+
+
+def rows(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm, accounts: list[str]) -> pl.DataFrame:
+    """account_id, raw, score and one column per component of the given accounts, in account order:
+    the run's result as its algorithm returned it, for those accounts."""
+    names = [c for c, _ in algorithm.components]
+    parts = "".join(f", components[{i + 1}] AS {_quoted(n)}" for i, n in enumerate(names))
+    return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = $run AND account_id IN "
+                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def stored_scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:

@@ -30,6 +30,7 @@ class Snapshot:
     interactions: int
     accounts: int
     created_at: datetime
+    accounts_rule: int | None = None
     new: bool = False
 
 
@@ -74,23 +75,31 @@ def _window(snap: "Snapshot") -> tuple[str, dict]:
     return window_sql(snap.window_seconds), window_params(snap.as_of, snap.window_seconds, list(snap.batch_ids))
 
 
-# The accounts a snapshot sees: from its batches, the latest delivery of each account wins
-# (batches ordered by ingest time, then id). Binds $batches.
-LATEST_ACCOUNTS = """
-    SELECT a.account_id, a.handle, a.followers, a.following, a.created_at
-    FROM account a JOIN batch b USING (batch_id)
-    WHERE a.batch_id IN (SELECT unnest($batches))
-    QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1"""
+ACCOUNTS_RULE = 2      # the rule new snapshots follow (see schema migration 5)
+
+
+def accounts_sql(rule: int | None) -> str:
+    """The accounts a snapshot sees: from its batches, the latest delivery of each account wins
+    (batches ordered by ingest time, then id); under rule 2 an account created after the as-of
+    instant is left out. Binds $batches (and $as_of under rule 2)."""
+    latest = """
+        SELECT a.account_id, a.handle, a.followers, a.following, a.created_at
+        FROM account a JOIN batch b USING (batch_id)
+        WHERE a.batch_id IN (SELECT unnest($batches))
+        QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1"""
+    if rule is None:
+        return latest
+    return f"SELECT * FROM ({latest}) WHERE created_at IS NULL OR created_at < $as_of"
 
 
 def count_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
-                 batch_ids: list[str]) -> tuple[int, int]:
-    """(interactions in the window, accounts: ids in the window plus accounts delivered)."""
+                 batch_ids: list[str], accounts_rule: int | None) -> tuple[int, int]:
+    """(interactions in the window, accounts: ids in the window plus the accounts the rule takes)."""
     row = dicts(con, f"""
         WITH w AS (SELECT source, target FROM interaction WHERE {window_sql(window_seconds)})
         SELECT (SELECT count(*) FROM w) AS interactions,
                (SELECT count(*) FROM (SELECT source AS id FROM w UNION SELECT target FROM w
-                UNION SELECT account_id FROM account WHERE batch_id IN (SELECT unnest($batches)))) AS accounts
+                UNION SELECT account_id FROM ({accounts_sql(accounts_rule)}))) AS accounts
     """, window_params(as_of, window_seconds, batch_ids))[0]
     return row["interactions"], row["accounts"]
 
@@ -105,21 +114,22 @@ def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int 
     batches = con.execute("SELECT batch_id, content_hash FROM batch ORDER BY batch_id").fetchall()
     if not batches:
         raise AuditError('the store holds no batches yet; "audit ingest FILE" stores one')
-    definition = snapshot_definition(as_of, window_seconds, [tuple(b) for b in batches])
+    definition = snapshot_definition(as_of, window_seconds, [tuple(b) for b in batches], ACCOUNTS_RULE)
     batch_ids = [b[0] for b in batches]
-    interactions, accounts = count_inputs(con, as_of, window_seconds, batch_ids)
+    interactions, accounts = count_inputs(con, as_of, window_seconds, batch_ids, ACCOUNTS_RULE)
     content = snapshot_hash(definition, interactions, accounts)
     snapshot_id = short_id("s", content)
     existing = find(con, snapshot_id)
     if existing is not None:
         return existing
-    con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now])
+    con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now,
+                 ACCOUNTS_RULE])
     append_log(con, "snapshot", snapshot_id, logged(content, label=label, created_at=now), now)
     return dataclasses.replace(get(con, snapshot_id), new=True)
 
 
-_COLUMNS = "snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at"
+_COLUMNS = "snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at, accounts_rule"
 
 
 def _snapshot(row: dict) -> Snapshot:
@@ -166,10 +176,14 @@ def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.Data
     # A parallel scan returns row groups in any order; an integer sort (polars finds the runs
     # already in order) restores the stored order.
     interactions = interactions.sort("_row").drop("_row")
-    accounts = frame(con, f"{LATEST_ACCOUNTS} ORDER BY a.account_id", {"batches": list(snap.batch_ids)})
+    accounts = frame(con, f"SELECT * FROM ({accounts_sql(snap.accounts_rule)}) ORDER BY account_id",
+                     _accounts_params(snap))
     return interactions, accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
 
 
+def _accounts_params(snap: Snapshot) -> dict:
+    """The bound values of accounts_sql() for a snapshot."""
+    return {"batches": list(snap.batch_ids), **({"as_of": snap.as_of} if snap.accounts_rule is not None else {})}
 
 
 def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
@@ -182,7 +196,7 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
         received AS (SELECT target AS account_id, count(*) AS received, count(DISTINCT source) AS distinct_engagers
                      FROM w GROUP BY target),
         given AS (SELECT source AS account_id, count(*) AS given FROM w GROUP BY source),
-        acc AS ({LATEST_ACCOUNTS}),
+        acc AS ({accounts_sql(snap.accounts_rule)}),
         ids AS (SELECT account_id FROM received UNION SELECT account_id FROM given UNION SELECT account_id FROM acc),
         latest AS (SELECT max(ts) AS ts FROM w)
         SELECT ids.account_id, coalesce(r.received, 0)::BIGINT AS received, coalesce(g.given, 0)::BIGINT AS given,

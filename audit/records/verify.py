@@ -58,14 +58,15 @@ def recompute_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None
 
 def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str | None:
     rows = dicts(con, "SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash, label, "
-                      "created_at FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
+                      "created_at, accounts_rule FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
     if not rows:
         return None
     r = rows[0]
     batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
                           "ORDER BY batch_id", [r["batch_ids"]]).fetchall()
-    definition = snapshot_definition(r["as_of"], r["window_seconds"], [tuple(b) for b in batches])
-    interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]))
+    definition = snapshot_definition(r["as_of"], r["window_seconds"], [tuple(b) for b in batches], r["accounts_rule"])
+    interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]),
+                                                    r["accounts_rule"])
     content = snapshot_hash(definition, interactions, accounts)
     # The stored counts are what `audit snapshots` shows: they must be the recounted ones.
     if (r["interactions"], r["accounts"], r["content_hash"]) != (interactions, accounts, content):

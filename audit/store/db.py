@@ -92,6 +92,9 @@ def connect(path: str | Path, *, write: bool = False, create: bool = False) -> I
     """Open the store; a writer migrates it first, a reader refuses a stale store. Only a
     command that can start a store (`create`: ingest, register) makes a missing one."""
     path = Path(path)
+    if not path.parent.is_dir():
+        raise AuditError(f'store "{path}": the folder "{path.parent}" does not exist; create it first or pass '
+                         "another --store")
     if not create and not path.exists():
         raise NotFound(f'no store at "{path}"; "audit ingest FILE" creates one '
                        "(or pass --store / set AUDIT_STORE)")

@@ -44,11 +44,15 @@ def batch_hash(meta: dict[str, Any], digest: str) -> str:
     return sha256_json({"meta": meta, "rows": digest})
 
 
-def snapshot_definition(as_of: datetime, window_seconds: int | None,
-                        batches: list[tuple[str, str]]) -> dict[str, Any]:
-    """What a snapshot is: the as-of instant, the window and the content hashes of its batches."""
-    return {"as_of": as_of.isoformat(), "window_seconds": window_seconds,
-            "batches": [list(b) for b in sorted(batches)]}
+def snapshot_definition(as_of: datetime, window_seconds: int | None, batches: list[tuple[str, str]],
+                        accounts_rule: int | None) -> dict[str, Any]:
+    """What a snapshot is: the as-of instant, the window, the content hashes of its batches, and
+    (from rule 2 on) which delivered accounts it takes."""
+    definition = {"as_of": as_of.isoformat(), "window_seconds": window_seconds,
+                  "batches": [list(b) for b in sorted(batches)]}
+    if accounts_rule is not None:
+        definition["accounts_rule"] = accounts_rule
+    return definition
 
 
 def snapshot_hash(definition: dict[str, Any], interactions: int, accounts: int) -> str:

@@ -133,6 +133,12 @@ CREATE TABLE run_normalisation (
     norm    JSON NOT NULL
 );
 """),
+    (5, "snapshot account rule", """
+-- Which accounts of the account files a snapshot takes. NULL (snapshots made before this rule):
+-- every account delivered. 2: only accounts not created after the as-of instant, so that a later
+-- account file cannot put an account into a past snapshot. The rule enters the snapshot's id.
+ALTER TABLE snapshot ADD COLUMN accounts_rule INTEGER;
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

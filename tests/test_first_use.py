@@ -1,0 +1,184 @@
+"""The rough edges a new user meets, each with its exact message, on small real files cut from the
+bundled Higgs data."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from audit import api, cli
+from reports import svg
+from reports.render import render_transparency
+
+HIGGS = Path(__file__).resolve().parent.parent / "data" / "higgs-activity_time.txt.gz"
+KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def higgs_csv(n: int) -> str:
+    """The first N Higgs interactions as a CSV with the documented header."""
+    lines = ["source,target,kind,ts"]
+    with gzip.open(HIGGS, "rt") as fh:
+        for _, line in zip(range(n), fh):
+            a, b, t, k = line.split()
+            lines.append(f"{a},{b},{KINDS[k]},{t}")
+    return "\n".join(lines) + "\n"
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = 0
+    try:
+        cli.main(list(args))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else "absent"
+
+
+def test_store_before_or_after_the_command(tmp_path, capsys):
+    store, src = tmp_path / "s.duckdb", tmp_path / "mine.csv"
+    src.write_text(higgs_csv(20))
+    assert run(capsys, "ingest", str(src), "--store", str(store))[0] == 0
+    before = run(capsys, "--store", str(store), "snapshots", "--json")
+    after = run(capsys, "snapshots", "--json", f"--store={store}")
+    assert before == after and before[0] == 0
+
+
+def test_a_store_in_a_missing_folder_is_refused_and_nothing_is_created(tmp_path, capsys):
+    src, missing = tmp_path / "mine.csv", tmp_path / "no" / "such"
+    src.write_text(higgs_csv(5))
+    code, out, err = run(capsys, "--store", str(missing / "x.duckdb"), "ingest", str(src))
+    assert code == 2 and out == ""
+    assert err == (f'error: store "{missing / "x.duckdb"}": the folder "{missing}" does not exist; create it first '
+                   "or pass another --store\n")
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_report_into_a_missing_folder_is_refused_and_nothing_is_created(tmp_path, capsys):
+    store, src = tmp_path / "s.duckdb", tmp_path / "mine.csv"
+    src.write_text(higgs_csv(30))
+    api.ingest(store, src, now=NOW)
+    snap = api.snapshot(store, as_of="2012-07-02", now=NOW + timedelta(seconds=1)).snapshot_id
+    r = api.score(store, snap, "activity@1", now=NOW + timedelta(seconds=2)).run_id
+    target = tmp_path / "nope" / "compare.html"
+    code, _, err = run(capsys, "--store", str(store), "report", "compare", r, r, "--out", str(target))
+    assert code == 2
+    assert err == (f'error: --out {target}: the folder "{target.parent}" does not exist; create it first or '
+                   "write elsewhere\n")
+    assert not target.parent.exists()
+
+
+def test_blank_trailing_lines_are_not_rows(tmp_path):
+    src = tmp_path / "blank.csv"
+    src.write_text(higgs_csv(4) + "\n\n")
+    assert api.ingest(tmp_path / "s.duckdb", src, now=NOW).rows == 4
+
+
+def test_a_wrong_header_names_the_columns_it_needs(tmp_path, capsys):
+    src = tmp_path / "wrong.csv"
+    src.write_text("from,to,type,time\n223789,213163,mention,1341100972\n")
+    code, _, err = run(capsys, "--store", str(tmp_path / "s.duckdb"), "ingest", str(src))
+    assert code == 2
+    assert err == (f'error: {src}: cannot tell the format from the first line "from,to,type,time": a CSV needs a '
+                   "header naming source, target, kind, ts (interactions) or account_id (accounts); for another "
+                   "layout pass --format (csv, parquet, snap-higgs, uvt, signed-csv)\n")
+    assert not (tmp_path / "s.duckdb").exists()
+
+
+def test_a_repeat_ingest_names_both_files_and_counts_in_the_singular(tmp_path, capsys):
+    store, mine, copy = tmp_path / "s.duckdb", tmp_path / "mine.csv", tmp_path / "copy.csv"
+    mine.write_text(higgs_csv(1))
+    copy.write_text(higgs_csv(1))
+    code, out, _ = run(capsys, "--store", str(store), "ingest", str(mine))
+    batch = json.loads(run(capsys, "--store", str(store), "ingest", str(mine), "--json")[1])["batch_id"]
+    assert code == 0 and out == f"stored batch {batch} (csv): 1 interaction among 2 accounts\n"
+    assert run(capsys, "--store", str(store), "ingest", str(mine))[1] == \
+        f"already stored as batch {batch}: nothing new (1 interaction from {mine})\n"
+    assert run(capsys, "--store", str(store), "ingest", str(copy))[1] == \
+        f"{copy} holds what batch {batch} stored from {mine}: nothing new (1 interaction)\n"
+
+
+def test_tooltips_count_in_the_singular():
+    assert svg.counted(1, "account") == ((1, "count"), " account")
+    assert svg.counted(2, "account") == ((2, "count"), " accounts")
+
+
+def test_history_tells_superseded_scores_from_restatements_and_as_of_is_explained(tmp_path, capsys):
+    store, src = tmp_path / "s.duckdb", tmp_path / "mine.csv"
+    src.write_text(higgs_csv(300))
+    clock = iter(NOW + timedelta(seconds=i) for i in range(100))
+    api.ingest(store, src, now=next(clock))
+    snap = api.snapshot(store, as_of="2012-07-02", now=next(clock)).snapshot_id
+    a, n = (api.score(store, snap, v, now=next(clock)).run_id for v in ("activity@1", "network@3"))
+    api.publish(store, a, period="2012-07-01", now=next(clock))
+    api.publish(store, n, period="2012-07-01", now=next(clock))
+    account = api.scores(store, a, top=1)["account_id"][0]
+    published = run(capsys, "--store", str(store), "history", account)[1].splitlines()
+    restated = run(capsys, "--store", str(store), "history", account, "--restated")[1].splitlines()
+    assert published[1].endswith(f"{a}  superseded") and restated[1].endswith(f"{n}  restatement")
+    doc = json.loads(run(capsys, "--store", str(store), "history", account, "--restated", "--json")[1])
+    assert [(r["restated"], r["superseded"], r["restatement"]) for r in doc] == [(True, False, True)]
+    helptext = run(capsys, "history", "--help")[1]
+    assert "a publication instant (when scores were published, see `audit publications`), not the date of the data" \
+        in " ".join(helptext.split())
+
+
+def test_a_run_against_itself_overlaps_fully_however_few_its_accounts(tmp_path, capsys):
+    store, src = tmp_path / "s.duckdb", tmp_path / "mine.csv"
+    src.write_text(higgs_csv(3))
+    api.ingest(store, src, now=NOW)
+    snap = api.snapshot(store, as_of="2012-07-02", now=NOW + timedelta(seconds=1))
+    r = api.score(store, snap.snapshot_id, "activity@1", now=NOW + timedelta(seconds=2)).run_id
+    c = api.compare(store, r, r)
+    n = snap.accounts
+    assert n < 10
+    assert c.top_k_overlap == {10: 1.0, 100: 1.0, 1000: 1.0} and c.top_k_accounts == {10: n, 100: n, 1000: n}
+    out = run(capsys, "--store", str(store), "compare", r, r)[1]
+    assert (f"top-k overlap: k=10 1.000 (of {n}: fewer than 10 accounts), k=100 1.000 (of {n}: fewer than 100 "
+            f"accounts), k=1,000 1.000 (of {n}: fewer than 1,000 accounts)") in out
+
+
+def test_algorithms_lists_the_shipped_versions_before_their_first_run(tmp_path, capsys):
+    store, src = tmp_path / "s.duckdb", tmp_path / "mine.csv"
+    src.write_text(higgs_csv(3))
+    api.ingest(store, src, now=NOW)
+    listed = json.loads(run(capsys, "--store", str(store), "algorithms", "--json")[1])
+    assert [(a["name"], a["version"], a["registered"]) for a in listed] == [
+        ("activity", 1, False), ("network", 2, False), ("network", 3, False)]
+    snap = api.snapshot(store, as_of="2012-07-02", now=NOW + timedelta(seconds=1)).snapshot_id
+    run_ = api.score(store, snap, "network@3", now=NOW + timedelta(seconds=2))
+    again = {a["name"] + "@" + str(a["version"]): a for a in
+             json.loads(run(capsys, "--store", str(store), "algorithms", "--json")[1])}
+    assert again["network@3"]["registered"] and again["network@3"]["algorithm_id"] == run_.algorithm_id
+    assert again["network@3"]["algorithm_id"] == {a["name"] + "@" + str(a["version"]): a for a in listed}[
+        "network@3"]["algorithm_id"]
+    text = run(capsys, "--store", str(store), "algorithms")[1]
+    assert "activity@1" in text and "(shipped; registered in this store when it first scores)" in text
+
+
+def test_a_public_report_names_files_without_the_operators_folders(tmp_path):
+    store, src = tmp_path / "s.duckdb", tmp_path / "private-folder" / "mine.csv"
+    src.parent.mkdir()
+    src.write_text(higgs_csv(40))
+    api.ingest(store, src, now=NOW)
+    snap = api.snapshot(store, as_of="2012-07-02", now=NOW + timedelta(seconds=1)).snapshot_id
+    r = api.score(store, snap, "activity@1", now=NOW + timedelta(seconds=2)).run_id
+    api.publish(store, r, period="2012-07-01", now=NOW + timedelta(seconds=3))
+    html = render_transparency(api.transparency(store))
+    assert "mine.csv" in html and str(tmp_path) not in html and "private-folder" not in html
+
+
+def test_progress_steps_come_in_the_order_they_run(tmp_path):
+    src = tmp_path / "mine.csv"
+    src.write_text(higgs_csv(50))
+    seen: list[str] = []
+    api.ingest(tmp_path / "s.duckdb", src, now=NOW, step=seen.append)
+    assert seen == ["reading mine.csv", "validating 50 rows", "hashing", "storing"]

@@ -14,7 +14,8 @@ import numpy as np
 import polars as pl
 
 from ..analysis.explain import Explanation
-from ..errors import AuditError, NotFound
+from ..errors import AuditError, NotComputed, NotFound
+from ..records import accounts as accts
 from ..records import algorithms as algos
 from ..records import runs as runs_
 from ..records.algorithms import Algorithm
@@ -23,6 +24,7 @@ from ..records.verify import Verification, verify
 from ..store.db import dicts, frame
 from ._store import Store, reading
 from .analyses import compare_runs, explain
+from .lookup import ScoreSource
 from .publishing import history
 
 if TYPE_CHECKING:
@@ -185,10 +187,15 @@ def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs:
     return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check)
 
 
-def account_statement(store: Store, account: str, *, now: datetime) -> AccountStatement:
-    """History as published and restated, and the latest change explained."""
-    published = history(store, account)
-    restated = history(store, account, restated=True)
+def account_statement(store: Store, account: str, *, now: datetime, compute: bool = True,
+                      source: ScoreSource | None = None) -> AccountStatement:
+    """History as published and restated, and the latest change explained. With `compute=False`
+    nothing is written: a change whose counterfactual runs are not stored is left unexplained
+    with a note saying so."""
+    with reading(store) as con:
+        account = accts.resolve_one(con, account)
+    published = history(store, account, source=source)
+    restated = history(store, account, restated=True, source=source)
     if published.height == 0:
         raise NotFound(f'account "{account}" has no published score; "audit history {account}" shows none either')
     if published.height < 2 and restated.height < 2 and published.equals(restated):
@@ -199,5 +206,10 @@ def account_statement(store: Store, account: str, *, now: datetime) -> AccountSt
     after = restated.row(restated.height - 1, named=True)
     if before["run_id"] == after["run_id"]:
         return AccountStatement(account, published, restated, None, "no change to explain")
-    e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now)
+    try:
+        e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now, compute=compute)
+    except NotComputed:
+        return AccountStatement(account, published, restated, None,
+                                "the counterfactual runs the latest change needs are not stored yet "
+                                f"(an explain job from {before['run_id']} to {after['run_id']} stores them)")
     return AccountStatement(account, published, restated, e, "")

@@ -97,7 +97,7 @@ def demo(ctx: click.Context, out: str, as_json: bool) -> None:
     """
     from reports.render import render_account, render_compare, render_transparency
 
-    from .present.demo import demo_json, demo_text
+    from ..present.demo import demo_json, demo_text
     store, folder = store_of(ctx), Path(out)
     Path(store).parent.mkdir(parents=True, exist_ok=True)
     progress = Steps(True)

@@ -17,9 +17,13 @@ from ..analysis.explain import Explanation
 from ..errors import AuditError, NotComputed, NotFound
 from ..records import accounts as accts
 from ..records import algorithms as algos
+from ..records import publications as pubs
 from ..records import runs as runs_
+from ..records import snapshots as snaps
+from ..records.publications import Point
 from ..records.algorithms import Algorithm
 from ..records.runs import Run
+from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify
 from ..store.db import dicts, frame
 from ._store import Store, reading
@@ -213,3 +217,34 @@ def account_statement(store: Store, account: str, *, now: datetime, compute: boo
                                 "the counterfactual runs the latest change needs are not stored yet "
                                 f"(an explain job from {before['run_id']} to {after['run_id']} stores them)")
     return AccountStatement(account, published, restated, e, "")
+
+
+@dataclass(frozen=True)
+class StoreOverview:
+    """What the store holds, for its index page: every snapshot, run, version and publication,
+    and the head of the log (which changes with every record appended)."""
+    snapshots: tuple[Snapshot, ...]
+    runs: tuple[Run, ...]
+    algorithms: tuple[Algorithm, ...]
+    publications: tuple[Point, ...]
+    entries: int
+    head: str
+
+
+def log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """(entries, hash of the last entry) of the log: equal heads mean equal records."""
+    rows = con.execute("SELECT seq, entry_hash FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+    return (rows[0][0], rows[0][1]) if rows else (0, "")
+
+
+def store_head(store: Store) -> tuple[int, str]:
+    """The head of the store's log (see log_head)."""
+    with reading(store) as con:
+        return log_head(con)
+
+
+def store_overview(store: Store) -> StoreOverview:
+    """Snapshots, runs, algorithm versions and publications, each in its listing order."""
+    with reading(store) as con:
+        return StoreOverview(tuple(snaps.list_all(con)), tuple(runs_.list_all(con)), tuple(algos.list_all(con)),
+                             tuple(pubs.points(con)), *log_head(con))

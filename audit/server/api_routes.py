@@ -6,13 +6,14 @@ same question prints with --json (click.echo adds the same newline).
 """
 from __future__ import annotations
 
-import json
+import functools
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic import ValidationError as ModelError
@@ -21,7 +22,7 @@ from .. import api, present
 from ..errors import AuditError, InvalidArgument, NotFound
 from .guards import token_matches
 from .jobs import Job
-from .service import BULK_LIMIT, MAX_TEXT, service, text
+from .service import BULK_LIMIT, MAX_TEXT, Service, service, text
 
 router = APIRouter(prefix="/api/v1")
 
@@ -45,6 +46,13 @@ Release = Annotated[str | None, Query(description="A published version, name@ver
 RunRef = Annotated[str | None, Query(description="A run id or prefix, instead of a publication.")]
 
 
+def from_memory(s: Service, *refs: str, run: str | None = None) -> bool:
+    """Whether the published scores in memory answer at once (no handle or run to look up in
+    the store, every run already loaded): then the route answers on the event loop instead of
+    taking a thread)."""
+    return run is None and not any(r.startswith("@") for r in refs) and s.cache.ready()
+
+
 def _one_of(release: str | None, run: str | None) -> tuple[str | None, str | None]:
     if release is not None and run is not None:
         raise InvalidArgument("give release or run, not both")
@@ -55,10 +63,11 @@ def _one_of(release: str | None, run: str | None) -> tuple[str | None, str | Non
             description="Score, raw, rank, run and period of ACCOUNT (id or @handle) in the publication on display "
                         "now (or the latest period of `release`, or `run`), and the change since the previous "
                         "published day, week and month. CLI: `audit account REF --json`.")
-def account_score(request: Request, ref: str, release: Release = None, run: RunRef = None) -> Response:
+async def account_score(request: Request, ref: str, release: Release = None, run: RunRef = None) -> Response:
     release, run = _one_of(release, run)
     s = service(request)
-    card = api.account_score(s.con, text(ref, "account"), release=release, run=run, source=s.cache)
+    ask = functools.partial(api.account_score, s.con, text(ref, "account"), release=release, run=run, source=s.cache)
+    card = ask() if from_memory(s, ref, run=run) else await run_in_threadpool(ask)
     return answer(present.score_card_json(card))
 
 
@@ -73,13 +82,15 @@ class Bulk(BaseModel):
              description=f"Up to {BULK_LIMIT:,} ids or @handles in one publication (or `release`, `run`); unknown "
                          "ones and handles held by several accounts are listed apart. More than "
                          f"{BULK_LIMIT:,} accounts: 413. CLI: `audit lookup REF... --json`.")
-def bulk_scores(request: Request, body: Bulk) -> Response:
+async def bulk_scores(request: Request, body: Bulk) -> Response:
     if len(body.accounts) > BULK_LIMIT:
         raise HttpError(413, f"{len(body.accounts):,} accounts in one lookup; at most {BULK_LIMIT:,}")
     release, run = _one_of(body.release, body.run)
     refs = [text(a, "account") for a in body.accounts]
     s = service(request)
-    return answer(present.lookup_json(api.lookup_scores(s.con, refs, release=release, run=run, source=s.cache)))
+    ask = functools.partial(api.lookup_scores, s.con, refs, release=release, run=run, source=s.cache)
+    result = ask() if from_memory(s, *refs, run=run) else await run_in_threadpool(ask)
+    return answer(present.lookup_json(result))
 
 
 @router.get("/accounts/{ref}/history", summary="An account's score history",
@@ -286,9 +297,3 @@ def get_job(request: Request, job_id: str) -> Response:
         raise NotFound(f'job "{job_id}" not found; jobs are kept in memory until the service stops')
     return answer(job_json(job))
 
-
-def openapi_paths() -> list[str]:
-    return sorted({r.path for r in router.routes})     # type: ignore[attr-defined]
-
-
-__all__ = ["HttpError", "answer", "json", "router"]

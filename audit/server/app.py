@@ -9,6 +9,7 @@ store for as long as it listens (`audit.store.holder`).
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -94,7 +95,10 @@ def create_app(store: str | Path, settings: Settings | None = None) -> FastAPI:
             finally:
                 s.stop()
 
-    app = FastAPI(title="audit", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
+    options = {}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters:     # FastAPI >= 0.160 traces by default
+        options["telemetry"] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    app = FastAPI(title="audit", version="1", lifespan=lifespan, docs_url=None, redoc_url=None, **options,
                   description="Score history: published scores, histories, explanations, runs and comparisons; "
                               "writes as jobs behind a bearer token.")
     app.include_router(api_routes.router)

@@ -2,9 +2,11 @@
 
 A run's scores never change once stored, so a run held here needs no invalidation; only the
 list of publications grows (a publication only adds), and `refresh()` reads it again after a
-write job. Runs are loaded on first use and the least recently used are let go beyond
-`max_runs` (loading one again gives the same arrays). Account ids are interned once for all
-runs; each run holds score, raw and rank arrays and, per interned id, its row (-1: absent).
+write job. The runs the default questions need (what is on display per release, and what its
+day, week and month changes compare with) are loaded by `warm()` and kept; others are loaded on
+first use and the least recently used let go beyond `max_runs` (loading again gives the same).
+Account ids are interned once for all runs; each run holds score, raw and rank arrays and, per
+interned id, its row (-1: absent).
 
 The rank is the store's (`records.runs.RANK`): 1 + the number of the run's scores strictly
 higher; a test holds the two equal.
@@ -14,11 +16,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import timedelta
 
 import duckdb
 import numpy as np
 
 from ..api._store import reading
+from ..api.lookup import HORIZONS
 from ..records import publications as pubs
 from ..records.publications import Point
 from ..store.db import frame
@@ -48,6 +52,8 @@ class PublishedCache:
         self._lock = threading.Lock()            # the LRU order
         self._loading = threading.Lock()         # one load at a time: a run is read once
         self._points: list[Point] = []
+        self._warm = False
+        self._pinned: set[str] = set()
         self.refresh()
 
     # ------------------------------------------------------------ ScoreSource
@@ -71,19 +77,35 @@ class PublishedCache:
     # ------------------------------------------------------------ upkeep
 
     def refresh(self) -> None:
-        """Read the publications again (after a write job)."""
+        """Read the publications again (after a write job); warm() loads what they need."""
         with reading(self._con) as con:
-            self._points = pubs.points(con)
+            points = pubs.points(con)
+        if points != self._points:
+            self._warm = False
+            self._points = points
 
     def warm(self) -> None:
-        """Load the run on display of each release and overall (the lookups' default answers)."""
-        latest: dict[str | None, Point] = {}
+        """Load what the default questions need: per release and overall, the run on display and
+        those its day, week and month changes compare with."""
+        needed: list[str] = []
         for release in [None, *sorted({p.algorithm for p in self._points})]:
-            view = pubs.shown(self._points, latest=True, release=release)
+            view = [p for p, _ in pubs.shown(self._points, latest=True, release=release)]
             if view:
-                latest[release] = view[-1][0]
-        for p in latest.values():
-            self.run(p.run_id)
+                needed.append(view[-1].run_id)
+                for _, days in HORIZONS:
+                    earlier = [p for p in view if p.as_of <= view[-1].as_of - timedelta(days=days)]
+                    if earlier:
+                        needed.append(earlier[-1].run_id)
+        needed = list(dict.fromkeys(needed))
+        with self._lock:
+            self._pinned = set(needed)
+        for run_id in needed:
+            self.run(run_id)
+        self._warm = True
+
+    def ready(self) -> bool:
+        """Whether every run a default question needs is held (see warm; those are never let go)."""
+        return self._warm
 
     def held(self) -> list[str]:
         with self._lock:
@@ -104,8 +126,8 @@ class PublishedCache:
             with self._lock:
                 self._runs[run_id] = found
                 self._runs.move_to_end(run_id)
-                while len(self._runs) > self._max_runs:
-                    self._runs.popitem(last=False)
+                for old in [r for r in self._runs if r not in self._pinned][:max(0, len(self._runs) - self._max_runs)]:
+                    del self._runs[old]
             return found
 
     def _load(self, run_id: str) -> RunScores:

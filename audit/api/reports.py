@@ -237,12 +237,6 @@ def log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return (rows[0][0], rows[0][1]) if rows else (0, "")
 
 
-def store_head(store: Store) -> tuple[int, str]:
-    """The head of the store's log (see log_head)."""
-    with reading(store) as con:
-        return log_head(con)
-
-
 def store_overview(store: Store) -> StoreOverview:
     """Snapshots, runs, algorithm versions and publications, each in its listing order."""
     with reading(store) as con:

@@ -106,15 +106,20 @@ def history(request: Request, ref: str, view: Literal["published", "restated"] =
 
 @router.get("/accounts/{ref}/explain", summary="Why an account's score changed",
             description="From run (or published period) `from` to `to`; with `release`, both are periods of that "
-                        "version. Answers from stored runs only: when the counterfactual runs it needs are not "
-                        "stored, 409 names the explain job that stores them. CLI: `audit explain REF --from A "
+                        "version. Answers from stored runs only (and keeps the answer until the next write job): "
+                        "when the counterfactual runs it needs are not stored, 409 names the explain job that "
+                        "stores them. CLI: `audit explain REF --from A "
                         "--to B --json`.")
 def explain(request: Request, ref: str, from_: Annotated[str, Query(alias="from")], to: str,
             release: Release = None) -> Response:
     s = service(request)
-    e = api.explain(s.con, text(ref, "account"), from_run=text(from_, "from"), to_run=text(to, "to"),
-                    release=text(release, "release"), now=s.settings.clock(), compute=False)
-    return answer(present.explanation_json(e))
+    args = (text(ref, "account"), text(from_, "from"), text(to, "to"), text(release, "release"))
+
+    def ask() -> Response:
+        e = api.explain(s.con, args[0], from_run=args[1], to_run=args[2], release=args[3], now=s.settings.clock(),
+                        compute=False)
+        return answer(present.explanation_json(e))
+    return s.remembered(("explain", *args), ask)
 
 
 @router.get("/runs", summary="Every run", description="CLI: `audit runs --json`.")

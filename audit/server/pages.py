@@ -3,7 +3,7 @@
 each is one self-contained page that needs no script.
 
 The transparency page is rendered from stored records only, without re-executing the runs
-(`audit report transparency` does that), and kept until the log's head moves.
+(`audit report transparency` does that), and kept until the next write job.
 """
 from __future__ import annotations
 
@@ -34,15 +34,8 @@ def index(request: Request) -> HTMLResponse:
 def transparency(request: Request) -> HTMLResponse:
     from reports.render import render_transparency
     s = service(request)
-    key = ("transparency", api.store_head(s.con))
-    with s.pages_lock:
-        html = s.pages.get(key)
-    if html is None:
-        html = render_transparency(api.transparency(s.con, rerun_runs=False), HOME)
-        with s.pages_lock:
-            s.pages.clear()
-            s.pages[key] = html
-    return page(html)
+    return page(s.remembered(("transparency",),
+                             lambda: render_transparency(api.transparency(s.con, rerun_runs=False), HOME)))
 
 
 @router.get("/accounts", summary="The statement of the account named in the form (?ref=)")

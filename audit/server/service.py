@@ -4,6 +4,7 @@ in memory, the job worker, the token and the limits. Routes reach it through `se
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,6 +22,7 @@ MAX_TEXT = 256              # an id, handle, period or release longer than this 
 BULK_LIMIT = 10_000         # accounts in one bulk lookup
 BODY_LIMIT = 2 << 20        # bytes of a JSON request body
 UPLOAD_LIMIT = 1 << 30      # bytes of a file uploaded to an ingest job
+ANSWERS = 4096              # explanations and pages kept between write jobs
 
 
 def utc_now() -> datetime:
@@ -44,18 +46,41 @@ class Service:
     settings: Settings
     cache: PublishedCache
     jobs: Jobs
-    pages: dict[Any, str] = field(default_factory=dict)    # rendered pages keyed by the log head
-    pages_lock: threading.Lock = field(default_factory=threading.Lock)
+    generation: int = 0                 # write jobs finished: every answer below is of one generation
+    answers: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def start(cls, store_path: Path, con: duckdb.DuckDBPyConnection, settings: Settings) -> Service:
         cache = PublishedCache(con, max_runs=settings.cache_runs)
+        service: list[Service] = []
 
         def after(job: Job) -> None:
+            s = service[0]
+            with s.answers_lock:
+                s.generation += 1
+                s.answers.clear()
             if job.state == "done":
                 cache.refresh()
                 cache.warm()
-        return cls(store_path, con, settings, cache, Jobs(con, settings.clock, after))
+        service.append(cls(store_path, con, settings, cache, Jobs(con, settings.clock, after)))
+        return service[0]
+
+    def remembered(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """An answer computed from stored records, kept until the next write job: only this
+        process writes the store, so nothing else can change what it was computed from."""
+        with self.answers_lock:
+            key = (self.generation, *key)
+            if key in self.answers:
+                self.answers.move_to_end(key)
+                return self.answers[key]
+        value = make()
+        with self.answers_lock:
+            if key[0] == self.generation:
+                self.answers[key] = value
+                while len(self.answers) > ANSWERS:
+                    self.answers.popitem(last=False)
+        return value
 
     def stop(self) -> None:
         self.jobs.stop()

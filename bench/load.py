@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -73,11 +74,11 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
 
 
 async def _client(port: int, plan: list[Request], start: int, budget: list[int], deadline: float,
-                  out: Outcome, check: bool) -> None:
+                  out: Outcome, check: bool, stop: threading.Event | None) -> None:
     reader, writer = await asyncio.open_connection(LOOPBACK, port)
     i = start
     try:
-        while budget[0] > 0 and time.perf_counter() < deadline:
+        while budget[0] > 0 and time.perf_counter() < deadline and not (stop is not None and stop.is_set()):
             budget[0] -= 1
             req = plan[i % len(plan)]
             i += 1
@@ -101,22 +102,23 @@ async def _client(port: int, plan: list[Request], start: int, budget: list[int],
         writer.close()
 
 
-async def _run(port: int, plan: list[Request], clients: int, requests: int, seconds: float, check: bool) -> Outcome:
+async def _run(port: int, plan: list[Request], clients: int, requests: int, seconds: float, check: bool,
+               stop: threading.Event | None) -> Outcome:
     out = Outcome()
     budget = [requests]
     t0 = time.perf_counter()
     deadline = t0 + seconds
     step = max(1, len(plan) // clients)
-    await asyncio.gather(*(_client(port, plan, k * step, budget, deadline, out, check) for k in range(clients)))
+    await asyncio.gather(*(_client(port, plan, k * step, budget, deadline, out, check, stop) for k in range(clients)))
     out.seconds = time.perf_counter() - t0
     return out
 
 
-def run(port: int, plan: list[Request], *, clients: int, requests: int, seconds: float, check: bool = True) -> Outcome:
-    """Send at most REQUESTS requests from CLIENTS connections for at most SECONDS."""
+def run(port: int, plan: list[Request], *, clients: int, requests: int, seconds: float, check: bool = True,
+        stop: threading.Event | None = None) -> Outcome:
+    """Send at most REQUESTS requests from CLIENTS connections for at most SECONDS (or until STOP is set)."""
     try:
         import uvloop
-        uvloop.install()
     except ImportError:
-        pass
-    return asyncio.run(_run(port, plan, clients, requests, seconds, check))
+        return asyncio.run(_run(port, plan, clients, requests, seconds, check, stop))
+    return uvloop.run(_run(port, plan, clients, requests, seconds, check, stop))

@@ -132,17 +132,15 @@ def history_frame(all_points: list[Point], ranked: Ranked, accounts: list[str], 
         for account_id, score, _raw, rank in ranked(p.run_id, accounts):
             rows.append((account_id, p.as_of, p.period, score, rank, p.run_id, p.algorithm, p.publication_id,
                          p.published_at, flag))
-    if not rows:
-        return pl.DataFrame(schema=HISTORY_SCHEMA)
     rows.sort(key=lambda r: r[:3])
-    df = pl.DataFrame(rows, schema={"account_id": pl.String, "_as_of": pl.Datetime("us", "UTC"),
-                                    **{k: v for k, v in HISTORY_SCHEMA.items() if k not in ("account_id",
-                                                                                          "algorithm_changed")}},
-                      orient="row")
-    df = df.with_columns(
-        (pl.col("algorithm") != pl.col("algorithm").shift(1).over("account_id")).fill_null(False)
-        .alias("algorithm_changed")).drop("_as_of")
-    return df.select(list(HISTORY_SCHEMA))
+    previous: tuple[str, str] | None = None            # (account, algorithm) of the row before
+    out = []
+    for account_id, _as_of, period, score, rank, run_id, algorithm, publication_id, published_at, flag in rows:
+        changed = previous is not None and previous[0] == account_id and previous[1] != algorithm
+        previous = (account_id, algorithm)
+        out.append((account_id, period, score, rank, run_id, algorithm, publication_id, published_at, flag, changed))
+    # built row-wise in Python: a few rows per account, where a lazy polars plan cost ~2 ms
+    return pl.DataFrame(out, schema=HISTORY_SCHEMA, orient="row")
 
 
 def ranked_in_store(con: duckdb.DuckDBPyConnection) -> Ranked:

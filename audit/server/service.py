@@ -3,6 +3,7 @@ in memory, the job worker, the token and the limits. Routes reach it through `se
 """
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -100,12 +101,15 @@ def status_of(exc: AuditError) -> int:
     return next(code for kind, code in STATUS if isinstance(exc, kind))
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def text(value: str | None, what: str) -> str | None:
     """A user-given id, handle, period or label: refused (422) when empty, over MAX_TEXT
     characters, or holding control characters (NUL included)."""
     if value is None:
         return None
-    if not value or len(value) > MAX_TEXT or any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not value or len(value) > MAX_TEXT or _CONTROL.search(value):
         shown = value[:40] + ("..." if len(value) > 40 else "")
         raise InvalidArgument(f"{what} {shown!r} is malformed: 1 to {MAX_TEXT} characters, no control characters")
     return value

@@ -555,9 +555,13 @@ def test_dumps_is_json_dumps_byte_for_byte():
         r = rng.random()
         if depth > 3 or r < 0.5:
             return rng.choice(scalars)
-        if r < 0.75:
+        if r < 0.65:
             return [doc(depth + 1) for _ in range(rng.randint(0, 4))] if rng.random() < 0.8 else \
                 tuple(doc(depth + 1) for _ in range(2))
+        if r < 0.75:        # rows of a table: same keys, scalars, now and then one that differs
+            keys = rng.sample(["a", "b", "é", "k1", "k2"], rng.randint(1, 4))
+            return [{k: rng.choice(scalars) if rng.random() < 0.97 else doc(depth + 1)
+                     for k in (keys if rng.random() < 0.97 else keys[:-1])} for _ in range(rng.randint(9, 14))]
         keys = ["a", "b", "é", "", *[f"k{i}" for i in range(10)], *([1] if rng.random() < 0.05 else [])]
         return {rng.choice(keys): doc(depth + 1) for _ in range(rng.randint(0, 4))}
     def either(encode, d):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Protocol
+from typing import Callable, NamedTuple, Protocol
 
 import duckdb
 
@@ -78,8 +78,7 @@ class ScoreCard:
     changes: dict[str, Change | None]   # day, week, month; None where no earlier period has a score
 
 
-@dataclass(frozen=True)
-class LookupRow:
+class LookupRow(NamedTuple):            # a tuple: a bulk lookup makes thousands
     ref: str                            # as asked: an id or @handle
     account_id: str
     score: float
@@ -171,10 +170,11 @@ def lookup_scores(store: Store, refs: list[str], *, release: str | None = None, 
         else:
             unique = tuple(dict.fromkeys(refs))
             res = Resolution(tuple(zip(unique, unique)), (), ())
-        found = {a: (s, raw, rank) for a, s, raw, rank in src.ranked(t.run_id, res.ids)}
-    rows = tuple(LookupRow(ref, a, *found[a]) for ref, a in res.accounts if a in found)
+        found = {hit[0]: hit for hit in src.ranked(t.run_id, res.ids)}
+    row = tuple.__new__                 # LookupRow without its Python __new__: thousands per call
+    rows = tuple(row(LookupRow, (ref, *found[a])) for ref, a in res.accounts if a in found)
     missing = {ref for ref, a in res.accounts if a not in found} | set(res.unknown)
-    unknown = tuple(r for r in dict.fromkeys(refs) if r in missing)
+    unknown = tuple(r for r in dict.fromkeys(refs) if r in missing) if missing else ()
     p = t.point
     return Lookup(t.run_id, t.algorithm, t.as_of, p.period if p else None, p.publication_id if p else None,
                   rows, unknown, res.ambiguous)

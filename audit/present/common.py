@@ -104,12 +104,42 @@ def _encode(o: Any, pad: str, out: list[str]) -> None:
     if not o:
         out.append("[]")
         return
+    if type(o[0]) is dict and o[0] and len(o) > 8 and _rows(o, inner, out):
+        return
     sep = "[\n" + inner
     for v in o:
         out.append(sep)
         _encode(v, inner, out)
         sep = ",\n" + inner
     out.append("\n" + pad + "]")
+
+
+def _rows(items: list | tuple, pad: str, out: list[str]) -> bool:
+    """A list of flat objects with the same keys (rows of a table), written column by column
+    into one template; False, with nothing written, when it is not one."""
+    keys = sorted(items[0])
+    keyset = items[0].keys()
+    if any(type(k) is not str for k in keys) or not all(type(r) is dict and r.keys() == keyset for r in items):
+        return False
+    columns = []
+    for k in keys:
+        column = [r[k] for r in items]
+        kinds = set(map(type, column))
+        if kinds == {str}:
+            columns.append(list(map(_string, column)))
+        elif kinds == {float} and all(map(math.isfinite, column)):
+            columns.append(list(map(float.__repr__, column)))
+        elif kinds == {int}:
+            columns.append(list(map(int.__repr__, column)))
+        else:
+            pieces = list(map(_scalar, column))
+            if None in pieces:
+                return False
+            columns.append(pieces)
+    inner = pad + "  "
+    template = "{\n" + ",\n".join(f"{inner}{_string(k).replace('%', '%%')}: %s" for k in keys) + "\n" + pad + "}"
+    out.append("[\n" + pad + (",\n" + pad).join([template % values for values in zip(*columns)]) + "\n" + pad[:-2] + "]")
+    return True
 
 
 def plain(value: Any) -> Any:

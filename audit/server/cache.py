@@ -63,16 +63,16 @@ class PublishedCache:
 
     def ranked(self, run_id: str, accounts: list[str]) -> list[tuple[str, float, float, int]]:
         r = self.run(run_id)
-        out = []
+        wanted = sorted(set(accounts))
         size = len(r.row)
-        for account in sorted(set(accounts)):
-            g = self._ids.get(account)
-            if g is None or g >= size:
-                continue
-            i = r.row[g]
-            if i >= 0:
-                out.append((account, float(r.score[i]), float(r.raw[i]), int(r.rank[i])))
-        return out
+        g = np.fromiter((self._ids.get(a, size) for a in wanted), dtype=np.int64, count=len(wanted))
+        rows = np.full(len(wanted), -1, dtype=np.int64)
+        inside = g < size
+        rows[inside] = r.row[g[inside]]
+        hit = rows >= 0
+        at = rows[hit]
+        found = [a for a, h in zip(wanted, hit.tolist()) if h]
+        return list(zip(found, r.score[at].tolist(), r.raw[at].tolist(), r.rank[at].tolist()))
 
     # ------------------------------------------------------------ upkeep
 

@@ -214,7 +214,8 @@ def job_json(job: Job) -> dict[str, Any]:
             "submitted_at": job.submitted_at.isoformat(),
             "started_at": job.started_at.isoformat() if job.started_at else None,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-            "progress": {"steps": list(job.steps), "current": job.steps[-1]["step"] if job.steps else None},
+            "progress": {"steps": list(job.steps),
+                         "current": job.steps[-1]["step"] if job.steps and job.state == "running" else None},
             "result": job.result, "error": job.error}
 
 

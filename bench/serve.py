@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copy(base, store)
     ids = sample_ids(store, latest, 50_000, a.seed)
     base_line = baseline(store, latest, ids, requests=min(a.requests, 5000), seconds=min(a.seconds, 15))
+    print("  baseline measured; starting audit serve", flush=True)
 
     token_file = work / "token"
     token_file.write_text(TOKEN + "\n")
@@ -222,13 +223,16 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         results["start_seconds"] = round(time.perf_counter() - t, 2)
         results["rss_mib_started"] = round(rss_mib(proc.pid), 0)
-        explained = ids[:50]
-        cold = []
-        for account in explained:
+        explained, cold = [], []
+        for account in ids[:200]:           # 50 accounts scored on both days (the others get a 400)
             t = time.perf_counter()
             status, _ = call(port, "GET", explain_path(account, periods))
-            cold.append(time.perf_counter() - t)
-            assert status == 200, (account, status)
+            if status == 200:
+                cold.append(time.perf_counter() - t)
+                explained.append(account)
+            if len(explained) == 50:
+                break
+        print(f"  {len(explained)} explanations computed once, {sum(cold):.1f} s", flush=True)
         c = np.asarray(cold) * 1000
         results["explain_first_ms"] = {"p50": round(float(np.percentile(c, 50)), 1),
                                        "max": round(float(c.max()), 1)}

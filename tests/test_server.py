@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
-import duckdb
 import pytest
 from click.testing import CliRunner
 

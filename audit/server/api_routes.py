@@ -22,7 +22,7 @@ from .. import api, present
 from ..errors import AuditError, InvalidArgument, NotFound
 from .guards import token_matches
 from .jobs import Job
-from .service import BULK_LIMIT, MAX_TEXT, Service, service, text
+from .service import BULK_LIMIT, MAX_TEXT, Service, depends_on, service, text
 
 router = APIRouter(prefix="/api/v1")
 
@@ -41,7 +41,6 @@ def answer(doc: Any, status: int = 200) -> Response:
     return Response(present.dumps(doc) + "\n", status_code=status, media_type="application/json")
 
 
-Ref = Annotated[str, Field(max_length=MAX_TEXT)]
 Release = Annotated[str | None, Query(description="A published version, name@version: its latest period.")]
 RunRef = Annotated[str | None, Query(description="A run id or prefix, instead of a publication.")]
 
@@ -106,7 +105,7 @@ def history(request: Request, ref: str, view: Literal["published", "restated"] =
 
 @router.get("/accounts/{ref}/explain", summary="Why an account's score changed",
             description="From run (or published period) `from` to `to`; with `release`, both are periods of that "
-                        "version. Answers from stored runs only (and keeps the answer until the next write job): "
+                        "version. Answers from stored runs only (and keeps the answer until a write could change it): "
                         "when the counterfactual runs it needs are not stored, 409 names the explain job that "
                         "stores them. CLI: `audit explain REF --from A "
                         "--to B --json`.")
@@ -119,7 +118,7 @@ def explain(request: Request, ref: str, from_: Annotated[str, Query(alias="from"
         e = api.explain(s.con, args[0], from_run=args[1], to_run=args[2], release=args[3], now=s.settings.clock(),
                         compute=False)
         return answer(present.explanation_json(e))
-    return s.remembered(("explain", *args), ask)
+    return s.remembered(("explain", *args), ask, depends_on(args[1], args[2], account=args[0]))
 
 
 @router.get("/runs", summary="Every run", description="CLI: `audit runs --json`.")

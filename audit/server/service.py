@@ -24,6 +24,7 @@ BULK_LIMIT = 10_000         # accounts in one bulk lookup
 BODY_LIMIT = 2 << 20        # bytes of a JSON request body
 UPLOAD_LIMIT = 1 << 30      # bytes of a file uploaded to an ingest job
 ANSWERS = 4096              # explanations and pages kept between write jobs
+OPS = ("ingest", "snapshot", "score", "publish", "explain")     # what a write job does
 
 
 def utc_now() -> datetime:
@@ -47,7 +48,7 @@ class Service:
     settings: Settings
     cache: PublishedCache
     jobs: Jobs
-    generation: int = 0                 # write jobs finished: every answer below is of one generation
+    writes: dict[str, int] = field(default_factory=dict)     # write jobs done, by operation
     answers: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
     answers_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -57,34 +58,52 @@ class Service:
         service: list[Service] = []
 
         def after(job: Job) -> None:
+            if job.state != "done":             # a failed job stored nothing
+                return
             s = service[0]
             with s.answers_lock:
-                s.generation += 1
-                s.answers.clear()
-            if job.state == "done":
-                cache.refresh()
-                cache.warm()
+                s.writes[job.op] = s.writes.get(job.op, 0) + 1
+            cache.refresh()
+            cache.warm()
         service.append(cls(store_path, con, settings, cache, Jobs(con, settings.clock, after)))
         return service[0]
 
-    def remembered(self, key: tuple, make: Callable[[], Any]) -> Any:
-        """An answer computed from stored records, kept until the next write job: only this
-        process writes the store, so nothing else can change what it was computed from."""
+    def remembered(self, key: tuple, make: Callable[[], Any], depends: tuple[str, ...] = OPS) -> Any:
+        """An answer computed from stored records, kept until a write job of one of the
+        operations it `depends` on is done: only this process writes the store, so nothing else
+        can change what it was computed from. Answers that fail are not kept."""
         with self.answers_lock:
-            key = (self.generation, *key)
+            key = (tuple(self.writes.get(op, 0) for op in depends), *key)
             if key in self.answers:
                 self.answers.move_to_end(key)
                 return self.answers[key]
         value = make()
         with self.answers_lock:
-            if key[0] == self.generation:
+            if key[0] == tuple(self.writes.get(op, 0) for op in depends):
                 self.answers[key] = value
                 while len(self.answers) > ANSWERS:
                     self.answers.popitem(last=False)
         return value
 
-    def stop(self) -> None:
-        self.jobs.stop()
+
+_FULL_RUN = re.compile(r"r_[0-9a-f]{12}")
+_RUN_PREFIX = re.compile(r"r(_[0-9a-f]{0,11})?")
+
+
+def depends_on(*run_refs: str | None, account: str | None = None) -> tuple[str, ...]:
+    """The write operations that can change what run refs (a full run id: none; a period: a
+    publication; a prefix or `latest`: any new run too) and an account ref (a handle: an
+    ingest of accounts) resolve to."""
+    out: set[str] = set()
+    for ref in run_refs:
+        if ref is None or _FULL_RUN.fullmatch(ref):
+            continue
+        out.add("publish")
+        if ref == "latest" or _RUN_PREFIX.fullmatch(ref):
+            out.update(("score", "explain"))
+    if account is not None and account.startswith("@"):
+        out.add("ingest")
+    return tuple(op for op in OPS if op in out)
 
 
 def service(request: Request) -> Service:

@@ -571,3 +571,27 @@ def test_dumps_is_json_dumps_byte_for_byte():
     for _ in range(20_000):
         d = doc()
         assert either(present.dumps, d) == either(lambda x: json.dumps(x, sort_keys=True, indent=2, default=str), d)
+
+
+def test_answers_are_kept_until_a_write_that_can_change_them(client):
+    """An explanation by periods is computed again after a publication, not after a new run; by
+    full run ids, never; by a handle, after an ingest."""
+    from audit.server.service import depends_on
+    assert depends_on("r_0123456789ab", "r_ba9876543210") == ()
+    assert depends_on("2018-08-31", "2018-09-01") == ("publish",)
+    assert depends_on("r_01", "latest") == ("score", "publish", "explain")
+    assert depends_on("r_0123456789ab", "r_0123456789ab", account="@Taryn") == ("ingest",)
+    s = client.app.state.service
+    made: list[int] = []
+
+    def make() -> int:
+        made.append(1)
+        return len(made)
+    key = ("test", "2018-08-31")
+    assert s.remembered(key, make, ("publish",)) == 1 == s.remembered(key, make, ("publish",))
+    with s.answers_lock:
+        s.writes["score"] = s.writes.get("score", 0) + 1
+    assert s.remembered(key, make, ("publish",)) == 1
+    with s.answers_lock:
+        s.writes["publish"] = s.writes.get("publish", 0) + 1
+    assert s.remembered(key, make, ("publish",)) == 2

@@ -19,7 +19,7 @@ from ..errors import AuditError
 from ..store.db import append_log, dicts
 from ..store.hashing import as_utc, short_id
 from ..store.recipes import publication_hash
-from .runs import RANK
+from .runs import ranked
 
 
 @dataclass(frozen=True)
@@ -144,11 +144,9 @@ def history_frame(all_points: list[Point], ranked: Ranked, accounts: list[str], 
 
 
 def ranked_in_store(con: duckdb.DuckDBPyConnection) -> Ranked:
-    """The Ranked lookup of a store: each call ranks the run in SQL (`runs.RANK`)."""
+    """The Ranked lookup of a store: each call ranks in SQL (`runs.ranked`, `runs.RANK`)."""
     def lookup(run_id: str, accounts: list[str]) -> list[tuple[str, float, float, int]]:
-        return con.execute(f"""
-            WITH ranked AS (SELECT account_id, score, raw, {RANK} AS rank FROM score WHERE run_id = $run)
-            SELECT account_id, score, raw, rank FROM ranked WHERE account_id IN (SELECT unnest($accounts))
-            ORDER BY account_id""", {"run": run_id, "accounts": list(accounts)}).fetchall()
+        df = ranked(con, run_id, accounts=list(dict.fromkeys(accounts)))
+        return sorted(zip(df["account_id"].to_list(), df["score"].to_list(), df["raw"].to_list(),
+                          df["rank"].to_list()))
     return lookup
-

@@ -48,7 +48,7 @@ RunRef = Annotated[str | None, Query(description="A run id or prefix, instead of
 def from_memory(s: Service, *refs: str, run: str | None = None) -> bool:
     """Whether the published scores in memory answer at once (no handle or run to look up in
     the store, every run already loaded): then the route answers on the event loop instead of
-    taking a thread)."""
+    taking a thread."""
     return run is None and not any(r.startswith("@") for r in refs) and s.cache.ready()
 
 

@@ -68,6 +68,9 @@ class Service:
         service.append(cls(store_path, con, settings, cache, Jobs(con, settings.clock, after)))
         return service[0]
 
+    def stop(self) -> None:
+        self.jobs.stop()
+
     def remembered(self, key: tuple, make: Callable[[], Any], depends: tuple[str, ...] = OPS) -> Any:
         """An answer computed from stored records, kept until a write job of one of the
         operations it `depends` on is done: only this process writes the store, so nothing else

@@ -95,12 +95,13 @@ async def bulk_scores(request: Request, body: Bulk) -> Response:
 @router.get("/accounts/{ref}/history", summary="An account's score history",
             description="Per period, as originally published (view=published) or as restated; `as_of`: what was "
                         "on display at that instant. CLI: `audit history REF [--restated] [--as-of T] --json`.")
-def history(request: Request, ref: str, view: Literal["published", "restated"] = "published",
-            as_of: str | None = None) -> Response:
+async def history(request: Request, ref: str, view: Literal["published", "restated"] = "published",
+                  as_of: str | None = None) -> Response:
     s = service(request)
-    df = api.history(s.con, [text(ref, "account")], restated=view == "restated", as_of=text(as_of, "as_of"),
-                     source=s.cache)
-    return answer(present.history_json(df))
+    ask = functools.partial(api.history, s.con, [text(ref, "account")], restated=view == "restated",
+                            as_of=text(as_of, "as_of"), source=s.cache)
+    inline = as_of is None and from_memory(s, ref) and s.cache.covers(latest=view == "restated")
+    return answer(present.history_json(ask() if inline else await run_in_threadpool(ask)))
 
 
 @router.get("/accounts/{ref}/explain", summary="Why an account's score changed",
@@ -109,16 +110,17 @@ def history(request: Request, ref: str, view: Literal["published", "restated"] =
                         "when the counterfactual runs it needs are not stored, 409 names the explain job that "
                         "stores them. CLI: `audit explain REF --from A "
                         "--to B --json`.")
-def explain(request: Request, ref: str, from_: Annotated[str, Query(alias="from")], to: str,
-            release: Release = None) -> Response:
+async def explain(request: Request, ref: str, from_: Annotated[str, Query(alias="from")], to: str,
+                  release: Release = None) -> Response:
     s = service(request)
     args = (text(ref, "account"), text(from_, "from"), text(to, "to"), text(release, "release"))
+    key, depends = ("explain", *args), depends_on(args[1], args[2], account=args[0])
 
     def ask() -> Response:
         e = api.explain(s.con, args[0], from_run=args[1], to_run=args[2], release=args[3], now=s.settings.clock(),
                         compute=False)
         return answer(present.explanation_json(e))
-    return s.remembered(("explain", *args), ask, depends_on(args[1], args[2], account=args[0]))
+    return s.recall(key, depends) or await run_in_threadpool(s.remembered, key, ask, depends)
 
 
 @router.get("/runs", summary="Every run", description="CLI: `audit runs --json`.")

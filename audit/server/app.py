@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -112,6 +113,9 @@ def create_app(store: str | Path, settings: Settings | None = None) -> FastAPI:
 def serve(store: str | Path, *, host: str, port: int, settings: Settings) -> None:
     """Serve STORE on HOST:PORT until interrupted; the address is recorded beside the store meanwhile."""
     import uvicorn
+    # Requests are answered on the event loop while a job computes in its thread: hand the
+    # interpreter over every 1 ms instead of 5 so a job's pure-Python stretches delay reads less.
+    sys.setswitchinterval(0.001)
     app = create_app(store, settings)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 

@@ -85,8 +85,9 @@ class PublishedCache:
             self._points = points
 
     def warm(self) -> None:
-        """Load what the default questions need: per release and overall, the run on display and
-        those its day, week and month changes compare with."""
+        """Load and keep what the default questions need: per release and overall, the run on
+        display and those its day, week and month changes compare with; then, as far as they fit,
+        the runs of both views of history."""
         needed: list[str] = []
         for release in [None, *sorted({p.algorithm for p in self._points})]:
             view = [p for p, _ in pubs.shown(self._points, latest=True, release=release)]
@@ -97,6 +98,11 @@ class PublishedCache:
                     if earlier:
                         needed.append(earlier[-1].run_id)
         needed = list(dict.fromkeys(needed))
+        # then the runs of both views of history, as far as they fit in max_runs
+        for latest in (False, True):
+            for p, _ in pubs.shown(self._points, latest=latest):
+                if p.run_id not in needed and len(needed) < self._max_runs:
+                    needed.append(p.run_id)
         with self._lock:
             self._pinned = set(needed)
         for run_id in needed:
@@ -106,6 +112,11 @@ class PublishedCache:
     def ready(self) -> bool:
         """Whether every run a default question needs is held (see warm; those are never let go)."""
         return self._warm
+
+    def covers(self, *, latest: bool) -> bool:
+        """Whether every run of a view of history is held (a history then touches no store)."""
+        with self._lock:
+            return self._warm and all(p.run_id in self._runs for p, _ in pubs.shown(self._points, latest=latest))
 
     def held(self) -> list[str]:
         with self._lock:

@@ -71,6 +71,11 @@ class Service:
     def stop(self) -> None:
         self.jobs.stop()
 
+    def recall(self, key: tuple, depends: tuple[str, ...] = OPS) -> Any:
+        """The answer remembered under KEY (see remembered), or None."""
+        with self.answers_lock:
+            return self.answers.get((tuple(self.writes.get(op, 0) for op in depends), *key))
+
     def remembered(self, key: tuple, make: Callable[[], Any], depends: tuple[str, ...] = OPS) -> Any:
         """An answer computed from stored records, kept until a write job of one of the
         operations it `depends` on is done: only this process writes the store, so nothing else

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import shutil
 import signal
@@ -144,6 +145,21 @@ def call(port: int, method: str, path: str, body: dict | None = None, token: str
         conn.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, run) -> dict:
+    """A load's summary with the service's CPU milliseconds per request (steadier than wall time
+    on a shared machine: what one idle core would give is 1000 / cpu_ms_per_request per second)."""
+    c = cpu_seconds(pid)
+    s = run().summary()
+    s["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - c) * 1000 / max(1, s["requests"]), 3)
+    return s
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -173,7 +189,8 @@ def explain_path(account: str, periods: list[str]) -> str:
 
 def show(title: str, s: dict) -> None:
     print(f"\n{title}: {s['requests']:,} requests in {s['seconds']:.1f} s = {s['throughput']:,.0f}/s, "
-          f"errors {s['errors']}" + (f" {s['error_kinds']}" if s["errors"] else ""))
+          f"errors {s['errors']}" + (f" {s['error_kinds']}" if s["errors"] else "")
+          + f"; service CPU {s['server_cpu_ms_per_request']:.2f} ms per request")
     print(f"  {'kind':<20} {'n':>7} {'per s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for kind, k in s["kinds"].items():
         print(f"  {kind:<20} {k['n']:>7,} {k['per_second']:>8,.0f} {k['p50']:>8.2f} {k['p95']:>8.2f} "
@@ -240,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
         singles = [load.get("single", f"/api/v1/accounts/{i}/score") for i in ids]
         mixed = plan(ids, explained, periods, a.requests, a.seed)
         load.run(port, singles[:2000], clients=a.clients, requests=2000, seconds=10)          # warm-up
-        results["single_idle"] = load.run(port, singles, clients=a.clients, requests=a.requests,
-                                          seconds=a.seconds).summary()
-        results["mixed_idle"] = load.run(port, mixed, clients=a.clients, requests=a.requests,
-                                         seconds=a.seconds).summary()
+        results["single_idle"] = measured(proc.pid, lambda: load.run(port, singles, clients=a.clients,
+                                                                      requests=a.requests, seconds=a.seconds))
+        results["mixed_idle"] = measured(proc.pid, lambda: load.run(port, mixed, clients=a.clients,
+                                                                     requests=a.requests, seconds=a.seconds))
         results["rss_mib_idle"] = round(rss_mib(proc.pid), 0)
 
         status, sub = call(port, "POST", "/api/v1/jobs", {"op": "score", "snapshot": meta["everything"]["snapshot_id"],
@@ -262,9 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         t = time.perf_counter()
-        during = load.run(port, mixed, clients=a.clients, requests=10 * a.requests, seconds=max(a.seconds, 300),
-                          stop=finished)
-        results["mixed_during_job"] = during.summary()
+        results["mixed_during_job"] = measured(proc.pid, lambda: load.run(
+            port, mixed, clients=a.clients, requests=10 * a.requests, seconds=max(a.seconds, 300), stop=finished))
         finished.wait(timeout=900)
         results["job"] = {"state": job.get("state"), "seconds": round(time.perf_counter() - t, 1),
                           "steps": job.get("progress", {}).get("steps"), "error": job.get("error"),

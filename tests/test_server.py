@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -26,12 +25,10 @@ from audit.store.db import connect
 
 from conftest import SHARED_DATA, START, Clock
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient      # on httpx2 (starlette >= 1.10; httpx before)
 
-from audit.server import Settings, create_app  # noqa: E402
-from audit.server.cache import PublishedCache  # noqa: E402
+from audit.server import Settings, create_app
+from audit.server.cache import PublishedCache
 
 QC = SHARED_DATA / "se-quantumcomputing"
 PERIODS = ["2018-07-31", "2018-08-01", "2018-08-07", "2018-08-31", "2018-09-01"]

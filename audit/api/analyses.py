@@ -129,12 +129,14 @@ def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run
 def run_or_period(con: duckdb.DuckDBPyConnection, ref: str, release: str | None = None) -> Run:
     """A run by id or prefix, or the run on display for a published period (the latest
     publication of that period, of `release` when given; with `release`, REF is a period)."""
+    points = pubs.points(con)
     if release is None:
         try:
             return runs_.resolve(con, ref)
         except NotFound:
-            pass
-    shown = [p for p, _ in pubs.shown(pubs.points(con), latest=True, release=release) if p.period == ref]
+            if not points:              # nothing published: REF can only have meant a run
+                raise
+    shown = [p for p, _ in pubs.shown(points, latest=True, release=release) if p.period == ref]
     if not shown:
         of = f" of {release}" if release else ""
         what = "a published period" + of if release else "a run or a published period"

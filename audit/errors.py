@@ -24,5 +24,10 @@ class StoreBusy(AuditError):
     """Another process holds the store's write lock."""
 
 
+class NotComputed(AuditError):
+    """A read needs records that only a write makes (e.g. the counterfactual runs of an
+    explanation); the service answers it with 409 and the job that makes them."""
+
+
 class SchemaTooNew(AuditError):
     """The store was written by a newer version of audit."""

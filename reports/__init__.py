@@ -5,6 +5,6 @@ page. Each page has its context builder (`*_page`: everything shown, computed fr
 `widgets` holds what pages share, `svg` the chart geometry, `templates/` the jinja2 layout.
 Nothing here runs SQL or reads the store.
 """
-from .render import render_account, render_compare, render_transparency
+from .render import render_account, render_compare, render_index, render_message, render_transparency
 
-__all__ = ["render_account", "render_compare", "render_transparency"]
+__all__ = ["render_account", "render_compare", "render_index", "render_message", "render_transparency"]

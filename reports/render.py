@@ -15,11 +15,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .account_page import account_page
 from .compare_page import compare_page
+from .index_page import MessagePage, docs_page, index_page
 from .transparency_page import transparency_page
 
 if TYPE_CHECKING:
     from audit.analysis.compare import Comparison
-    from audit.api.reports import AccountStatement, TransparencyData
+    from audit.api.reports import AccountStatement, StoreOverview, TransparencyData
 
 
 def _finite(v: Any) -> float | None:
@@ -132,21 +133,41 @@ ENV = Environment(loader=PackageLoader("reports"), autoescape=True, undefined=St
 ENV.filters.update(FILTERS, show=show, tone=tone)
 
 
-def render(template: str, page: Any) -> str:
+Nav = tuple[tuple[str, str], ...]
+"""Links to the other pages, (label, href), shown above the title when a page is served (a
+report file has none, so it stays what it was)."""
+
+
+def render(template: str, page: Any, nav: Nav = ()) -> str:
     """Render one page context with its template."""
-    return ENV.get_template(template).render(page=page)
+    return ENV.get_template(template).render(page=page, nav=nav)
 
 
-def render_transparency(data: TransparencyData) -> str:
+def render_transparency(data: TransparencyData, nav: Nav = ()) -> str:
     """The transparency report of every published version in `data`."""
-    return render("transparency.html", transparency_page(data))
+    return render("transparency.html", transparency_page(data), nav)
 
 
-def render_compare(result: Comparison) -> str:
+def render_compare(result: Comparison, nav: Nav = ()) -> str:
     """The comparison report of two runs."""
-    return render("compare.html", compare_page(result))
+    return render("compare.html", compare_page(result), nav)
 
 
-def render_account(statement: AccountStatement) -> str:
+def render_account(statement: AccountStatement, nav: Nav = ()) -> str:
     """An account's score statement: history as published and restated, the latest change explained."""
-    return render("account.html", account_page(statement))
+    return render("account.html", account_page(statement), nav)
+
+
+def render_index(overview: StoreOverview, nav: Nav = ()) -> str:
+    """The store's index page (served only): releases, publications, runs, snapshots, links."""
+    return render("index.html", index_page(overview), nav)
+
+
+def render_docs(openapi: dict, nav: Nav = ()) -> str:
+    """The service's endpoints as a page, from its OpenAPI document (no script, no CDN)."""
+    return render("docs.html", docs_page(openapi), nav)
+
+
+def render_message(title: str, message: str, status: int = 200, nav: Nav = ()) -> str:
+    """A page that says one thing (an error and what to do next)."""
+    return render("message.html", MessagePage(title, message, status), nav)

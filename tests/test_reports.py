@@ -163,7 +163,7 @@ def test_account_statement_shows_history_and_explanation(demo, statement, report
 
 def test_account_without_explanation_says_why(statement):
     html = render_account(dataclasses.replace(statement, explanation=None, note="only one published score so far"))
-    assert "No change to explain: only one published score so far." in html
+    assert "No explanation: only one published score so far." in html
     assert "The latest change, explained" in html and "Three parts" not in html
 
 

@@ -431,6 +431,9 @@ def test_scores_of_many_accounts_rank_against_the_whole_run(algorithm, real):
     assert got.height == 5_000 and set(got["account_id"]) == set(picked)
     want = full.filter(pl.col("account_id").is_in(picked)).sort(["rank", "account_id"])
     assert_frame_equal(got.select("account_id", "score", "raw", "rank"), want, check_exact=True)
+    # a few accounts take the other path (a count per account): the same frame
+    few = api.scores(real.path, run_id, accounts=picked[:7] + picked[-3:] + unknown)
+    assert_frame_equal(few, got.filter(pl.col("account_id").is_in(picked[:7] + picked[-3:])), check_exact=True)
     # rank = 1 + the number of accounts with a strictly higher score, spelled out for a few
     scores = full["score"].to_numpy()
     for row in got.head(3).vstack(got.tail(3)).iter_rows(named=True):

@@ -20,12 +20,15 @@ from ._store import Store
 from .analyses import compare, explain, verify
 from .demo import DemoResult, run_demo
 from .inputs import get_snapshot, ingest, snapshot, snapshots
+from .lookup import Change, Lookup, LookupRow, ScoreCard, ScoreSource, StoreScores, account_score, lookup_scores
 from .publishing import history, publications, publish
-from .reports import AccountStatement, TransparencyData, account_statement, transparency
+from .reports import (AccountStatement, StoreOverview, TransparencyData, account_statement, store_overview,
+                      transparency)
 from .runs import algorithms, get_algorithm, get_run, register, runs, score, scores
 
 __all__ = [
-    "AccountStatement", "Algorithm", "DemoResult", "Explanation", "IngestResult", "Publication", "Run", "Snapshot",
+    "AccountStatement", "Change", "Lookup", "LookupRow", "ScoreCard", "ScoreSource", "StoreScores",
+    "account_score", "lookup_scores", "StoreOverview", "store_overview", "Algorithm", "DemoResult", "Explanation", "IngestResult", "Publication", "Run", "Snapshot",
     "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain",
     "get_algorithm", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
     "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency", "verify",

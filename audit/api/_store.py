@@ -2,8 +2,8 @@
 of a process that owns the store (the server), of which each call takes its own cursor."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import duckdb
@@ -40,6 +40,20 @@ def writing(store: Store, *, create: bool = False) -> Iterator[duckdb.DuckDBPyCo
     else:
         with connect(store, write=True, create=create) as con, transaction(con):
             yield con
+
+
+@contextmanager
+def lazily(store: Store) -> Iterator[Callable[[], duckdb.DuckDBPyConnection]]:
+    """A reading connection opened only if the block asks for one (`con()`), then reused: a
+    question answered from memory (the service's published scores) touches no store."""
+    with ExitStack() as stack:
+        opened: list[duckdb.DuckDBPyConnection] = []
+
+        def con() -> duckdb.DuckDBPyConnection:
+            if not opened:
+                opened.append(stack.enter_context(reading(store)))
+            return opened[0]
+        yield con
 
 
 def is_path(store: Store) -> bool:

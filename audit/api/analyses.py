@@ -5,6 +5,7 @@ records and stores the counterfactual runs an explanation needs.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -14,7 +15,10 @@ import polars as pl
 from ..analysis.explain import (Explanation, Ranks, RunPoint, Side, Version, check_account, explain_change,
                                 explain_presence, explain_same)
 from ..progress import Step, quiet
+from ..errors import NotComputed, NotFound
+from ..records import accounts as accts
 from ..records import algorithms as algos
+from ..records import publications as pubs
 from ..records import runs as runs_
 from ..records import snapshots as snaps
 from ..records.runs import Run
@@ -133,16 +137,43 @@ def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run
                           counterfactual_runs=counterfactual_runs, method=method)
 
 
+def run_or_period(con: duckdb.DuckDBPyConnection, ref: str, release: str | None = None) -> Run:
+    """A run by id or prefix, or the run on display for a published period (the latest
+    publication of that period, of `release` when given; with `release`, REF is a period)."""
+    points = pubs.points(con)
+    if release is None:
+        try:
+            return runs_.resolve(con, ref)
+        except NotFound:
+            if not points:              # nothing published: REF can only have meant a run
+                raise
+    shown = [p for p, _ in pubs.shown(points, latest=True, release=release) if p.period == ref]
+    if not shown:
+        of = f" of {release}" if release else ""
+        what = "a published period" + of if release else "a run or a published period"
+        raise NotFound(f'"{ref}" is not {what}; "audit runs" and "audit publications" list them')
+    return runs_.get(con, shown[-1].run_id)
+
+
 def explain(store: Store, account: str, *, from_run: str, to_run: str, now: datetime,
-            step: Step = quiet) -> Explanation:
-    """Explain ACCOUNT's score change from one run to another; computes and stores missing
+            step: Step = quiet, release: str | None = None, compute: bool = True) -> Explanation:
+    """Explain ACCOUNT's (id or @handle) score change from one run to another (or from one
+    published period to another, of `release` when given); computes and stores missing
     counterfactual runs first (a second explanation of the same change computes none). An account
-    scored on one side only is explained as joined or left."""
+    scored on one side only is explained as joined or left. With `compute=False` nothing is
+    written: missing counterfactual runs raise NotComputed."""
     with reading(store) as con:
-        r1, r2 = runs_.resolve(con, from_run), runs_.resolve(con, to_run)
+        account = accts.resolve_one(con, account)
+        r1, r2 = run_or_period(con, from_run, release), run_or_period(con, to_run, release)
         present = {r.run_id: runs_.has(con, r.run_id, account) for r in (r1, r2)}
         check_account(account, present)       # before any counterfactual is computed
         missing = _needed_counterfactuals(con, r1, r2) if all(present.values()) else []
+        if missing and not compute:
+            runs_needed = ", ".join(f"{algos.get(con, a).label} on {s}" for s, a in missing)
+            job = json.dumps({"op": "explain", "account": account, "from": r1.run_id, "to": r2.run_id})
+            raise NotComputed(
+                f"explaining {account} from {r1.run_id} to {r2.run_id} needs counterfactual runs that are not "
+                f"stored yet ({runs_needed}); an explain job computes and stores them: {job}")
     if missing:
         with writing(store) as con:
             for snapshot_id, algorithm_id in missing:

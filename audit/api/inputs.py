@@ -13,14 +13,17 @@ from ._store import Store, is_path, reading, writing
 
 
 def ingest(store: Store, path: str | Path, *, now: datetime, fmt: str = "auto",
-           kind: str | None = None, step: Step = quiet) -> IngestResult:
-    """Validate PATH and store it as one batch; the same content again is a no-op."""
+           kind: str | None = None, step: Step = quiet, name: str | None = None) -> IngestResult:
+    """Validate PATH and store it as one batch; the same content again is a no-op. `name` is
+    the file name recorded for the batch when it is not PATH (a file uploaded to the service)."""
     if (not is_path(store) or Path(store).exists()) and Path(path).is_file():
         with writing(store) as con:      # a writer: migrates a store of an older schema
             known = find_by_file(con, file_sha256(Path(path)))
         if known is not None:
             return dataclasses.replace(known, given=str(path))
     prep = prepare(path, fmt, kind, now, step)      # the store is not touched until this passed
+    if name is not None:
+        prep = dataclasses.replace(prep, parsed=dataclasses.replace(prep.parsed, path=Path(name)))
     with writing(store, create=True) as con:
         result = store_batch(con, prep, now, step)
     return result if result.new else dataclasses.replace(result, given=str(path))

@@ -5,11 +5,13 @@ from datetime import datetime
 
 import polars as pl
 
+from ..records import accounts as accts
 from ..records import publications as pubs
 from ..records import runs as runs_
 from ..records import snapshots as snaps
 from ..records.publications import Publication
-from ._store import Store, reading, writing
+from ._store import Store, lazily, reading, writing
+from .lookup import ScoreSource, StoreScores
 
 
 def publish(store: Store, run: str, *, period: str, now: datetime) -> Publication:
@@ -25,9 +27,12 @@ def publications(store: Store) -> list[Publication]:
 
 
 def history(store: Store, accounts: str | list[str], *, restated: bool = False,
-            as_of: datetime | str | None = None) -> pl.DataFrame:
-    """Score history of one or many accounts: as published (default), as restated, or as of an instant."""
-    ids = [accounts] if isinstance(accounts, str) else list(accounts)
+            as_of: datetime | str | None = None, source: ScoreSource | None = None) -> pl.DataFrame:
+    """Score history of one or many accounts (ids or @handles): as published (default), as
+    restated, or as of an instant. `source`: where published scores are read (default: the store)."""
+    refs = [accounts] if isinstance(accounts, str) else list(accounts)
     instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
-    with reading(store) as con:
-        return pubs.history(con, ids, restated=restated, as_of=instant)
+    with lazily(store) as con:
+        ids = [accts.resolve_one(con(), r) if accts.is_handle(r) else r for r in refs]
+        src = source or StoreScores(con())
+        return pubs.history_frame(src.points(), src.ranked, ids, restated=restated, as_of=instant)

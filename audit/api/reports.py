@@ -14,15 +14,21 @@ import numpy as np
 import polars as pl
 
 from ..analysis.explain import Explanation
-from ..errors import AuditError, NotFound
+from ..errors import AuditError, NotComputed, NotFound
+from ..records import accounts as accts
 from ..records import algorithms as algos
+from ..records import publications as pubs
 from ..records import runs as runs_
+from ..records import snapshots as snaps
+from ..records.publications import Point
 from ..records.algorithms import Algorithm
 from ..records.runs import Run
+from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify
 from ..store.db import dicts, frame
 from ._store import Store, reading
 from .analyses import compare_runs, explain
+from .lookup import ScoreSource
 from .publishing import history
 
 if TYPE_CHECKING:
@@ -192,10 +198,15 @@ def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs:
     return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check)
 
 
-def account_statement(store: Store, account: str, *, now: datetime) -> AccountStatement:
-    """History as published and restated, and the latest change explained."""
-    published = history(store, account)
-    restated = history(store, account, restated=True)
+def account_statement(store: Store, account: str, *, now: datetime, compute: bool = True,
+                      source: ScoreSource | None = None) -> AccountStatement:
+    """History as published and restated, and the latest change explained. With `compute=False`
+    nothing is written: a change whose counterfactual runs are not stored is left unexplained
+    with a note saying so."""
+    with reading(store) as con:
+        account = accts.resolve_one(con, account)
+    published = history(store, account, source=source)
+    restated = history(store, account, restated=True, source=source)
     if published.height == 0:
         raise NotFound(f'account "{account}" has no published score; "audit history {account}" shows none either')
     if published.height < 2 and restated.height < 2 and published.equals(restated):
@@ -206,5 +217,35 @@ def account_statement(store: Store, account: str, *, now: datetime) -> AccountSt
     after = restated.row(restated.height - 1, named=True)
     if before["run_id"] == after["run_id"]:
         return AccountStatement(account, published, restated, None, "no change to explain")
-    e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now)
+    try:
+        e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now, compute=compute)
+    except NotComputed:
+        return AccountStatement(account, published, restated, None,
+                                "the counterfactual runs the latest change needs are not stored yet "
+                                f"(an explain job from {before['run_id']} to {after['run_id']} stores them)")
     return AccountStatement(account, published, restated, e, "")
+
+
+@dataclass(frozen=True)
+class StoreOverview:
+    """What the store holds, for its index page: every snapshot, run, version and publication,
+    and the head of the log (which changes with every record appended)."""
+    snapshots: tuple[Snapshot, ...]
+    runs: tuple[Run, ...]
+    algorithms: tuple[Algorithm, ...]
+    publications: tuple[Point, ...]
+    entries: int
+    head: str
+
+
+def log_head(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """(entries, hash of the last entry) of the log: equal heads mean equal records."""
+    rows = con.execute("SELECT seq, entry_hash FROM log ORDER BY seq DESC LIMIT 1").fetchall()
+    return (rows[0][0], rows[0][1]) if rows else (0, "")
+
+
+def store_overview(store: Store) -> StoreOverview:
+    """Snapshots, runs, algorithm versions and publications, each in its listing order."""
+    with reading(store) as con:
+        return StoreOverview(tuple(snaps.list_all(con)), tuple(runs_.list_all(con)), tuple(algos.list_all(con)),
+                             tuple(pubs.points(con)), *log_head(con))

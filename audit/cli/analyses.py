@@ -48,13 +48,17 @@ def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment
 
 @cli.command()
 @click.argument("account")
-@click.option("--from", "from_run", required=True, help="The baseline run (id or prefix).")
-@click.option("--to", "to_run", required=True, help="The candidate run (id or prefix).")
+@click.option("--from", "from_run", required=True, help="The baseline run (id or prefix) or published period.")
+@click.option("--to", "to_run", required=True, help="The candidate run (id or prefix) or published period.")
+@click.option("--release", default=None, metavar="NAME@VERSION",
+              help="--from and --to are periods this published version was published for.")
 @json_option
 @click.pass_context
-def explain(ctx: click.Context, account: str, from_run: str, to_run: str, as_json: bool) -> None:
-    """Explain ACCOUNT's score change between two runs: own activity, everyone else, and the
-    algorithm, with at most four ranked reasons and the engagers behind it.
+def explain(ctx: click.Context, account: str, from_run: str, to_run: str, release: str | None,
+            as_json: bool) -> None:
+    """Explain ACCOUNT's (id or @handle) score change between two runs, or two published periods
+    (the run on display for each): own activity, everyone else, and the algorithm, with at most
+    four ranked reasons and the engagers behind it.
 
     When both the snapshot and the algorithm differ, the counterfactual runs are computed and
     stored first (marked counterfactual); explaining the same change again reuses them.
@@ -62,9 +66,11 @@ def explain(ctx: click.Context, account: str, from_run: str, to_run: str, as_jso
     \b
     Example:
         audit explain 88 --from r_1a2b --to r_3c4d
+        audit explain 88 --from 2012-07-06 --to 2012-07-07 --release network@2
     """
     progress = steps()
-    e = api.explain(store_of(ctx), account, from_run=from_run, to_run=to_run, now=now_utc(), step=progress)
+    e = api.explain(store_of(ctx), account, from_run=from_run, to_run=to_run, now=now_utc(), step=progress,
+                    release=release)
     progress.done()
     emit(present.explanation_json(e), present.explanation_text(e), as_json)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import account_ids, cli, emit, emit_text, json_option, listing, now_utc, steps, store_of
+from .base import account_ids, cli, emit, emit_json, emit_text, json_option, listing, now_utc, steps, store_of
 
 
 @cli.command()
@@ -57,14 +57,23 @@ def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> N
     emit(present.scored_json(run), present.scored_text(run), as_json)
 
 
-list_runs = listing(
-    "runs", api.runs, present.runs_json, present.runs_text,
-    """List runs by snapshot as-of, then algorithm.
+@cli.command("runs")
+@click.argument("run", required=False)
+@json_option
+@click.pass_context
+def list_runs(ctx: click.Context, run: str | None, as_json: bool) -> None:
+    """List runs by snapshot as-of, then algorithm; or show one RUN (id or prefix).
 
     \b
     Example:
         audit runs --json
-    """)
+        audit runs r_1a2b
+    """
+    items = [api.get_run(store_of(ctx), run)] if run else api.runs(store_of(ctx))
+    if run and as_json:
+        emit_json(present.run_json(items[0]))
+    else:
+        emit(present.runs_json(items), present.runs_text(items), as_json)
 
 
 @cli.command("scores")
@@ -145,3 +154,56 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
     if not as_json:
         where = "has no published score" if as_of is None else f"had no published score on display at {as_of}"
         emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), where)), err=True)
+
+
+release_option = click.option("--release", default=None, metavar="NAME@VERSION",
+                              help="The latest period this published version was published for.")
+run_option = click.option("--run", default=None, help="This run (id or prefix) instead of a publication.")
+
+
+@cli.command("account")
+@click.argument("account")
+@release_option
+@run_option
+@json_option
+@click.pass_context
+def account_score(ctx: click.Context, account: str, release: str | None, run: str | None, as_json: bool) -> None:
+    """The published score of ACCOUNT (id or @handle): score, raw, rank, run and period, and the
+    change since the previous published day, week and month. By default the score on display
+    now (the latest period, as restated).
+
+    \b
+    Example:
+        audit account 88
+        audit account @Taryn --release network@2 --json
+    """
+    if release and run:
+        raise click.UsageError("give --release or --run, not both")
+    card = api.account_score(store_of(ctx), account, release=release, run=run)
+    emit(present.score_card_json(card), present.score_card_text(card), as_json)
+
+
+@cli.command("lookup")
+@click.argument("accounts", nargs=-1)
+@click.option("--accounts-file", type=click.File("r"), help="A file of account ids or @handles, one per line.")
+@release_option
+@run_option
+@json_option
+@click.pass_context
+def lookup(ctx: click.Context, accounts: tuple[str, ...], accounts_file, release: str | None, run: str | None,
+           as_json: bool) -> None:
+    """Scores of many ACCOUNTS (ids or @handles) at once, from the publication on display now (or
+    --release, --run); unknown ones and handles held by several accounts are listed apart.
+
+    \b
+    Example:
+        audit lookup 88 14454 @Taryn
+        audit lookup --accounts-file ids.txt --release network@2 --json
+    """
+    if release and run:
+        raise click.UsageError("give --release or --run, not both")
+    wanted = account_ids(accounts, accounts_file)
+    if not wanted:
+        raise click.UsageError("give at least one ACCOUNT or --accounts-file")
+    result = api.lookup_scores(store_of(ctx), wanted, release=release, run=run)
+    emit(present.lookup_json(result), present.lookup_text(result), as_json)

@@ -8,6 +8,7 @@ Views of history:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,10 +16,10 @@ import duckdb
 import polars as pl
 
 from ..errors import AuditError
-from ..store.db import append_log, dicts, frame
+from ..store.db import append_log, dicts
 from ..store.hashing import as_utc, short_id
 from ..store.recipes import publication_hash
-from .runs import RANK
+from .runs import ranked
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,48 @@ HISTORY_SCHEMA = {"account_id": pl.String, "period": pl.String, "score": pl.Floa
                   "restatement": pl.Boolean, "algorithm_changed": pl.Boolean}
 
 
-def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bool = False,
-            as_of: datetime | None = None) -> pl.DataFrame:
-    """Each account's score per period in the chosen view, oldest period first.
+@dataclass(frozen=True)
+class Point:
+    """A publication with what the views of history order it by: its run's algorithm and as-of."""
+    publication_id: str
+    run_id: str
+    period: str
+    restates: str | None
+    published_at: datetime
+    algorithm: str                      # name@version of the run
+    as_of: datetime                     # of the run's snapshot
+
+
+def points(con: duckdb.DuckDBPyConnection) -> list[Point]:
+    """Every publication with its algorithm and as-of, in the order they were made."""
+    return [Point(**r) for r in dicts(con, """
+        SELECT p.publication_id, p.run_id, p.period, p.restates, p.published_at,
+               a.name || '@' || a.version AS algorithm, s.as_of
+        FROM publication p JOIN run USING (run_id) JOIN algorithm a USING (algorithm_id)
+        JOIN snapshot s USING (snapshot_id)
+        ORDER BY p.published_at, p.publication_id""")]
+
+
+def shown(all_points: list[Point], *, latest: bool, as_of: datetime | None = None,
+          release: str | None = None) -> list[tuple[Point, int]]:
+    """One publication per period with the number of publications of that period: the first made
+    (the published view) or the latest (`latest`: restated, or as of an instant), among those made
+    by `as_of` and of `release` when given; ordered by as-of, then period."""
+    by_period: dict[str, list[Point]] = {}
+    for p in all_points:                # already in the order they were made
+        if (as_of is None or p.published_at <= as_of) and (release is None or p.algorithm == release):
+            by_period.setdefault(p.period, []).append(p)
+    out = [(ps[-1] if latest else ps[0], len(ps)) for ps in by_period.values()]
+    return sorted(out, key=lambda pv: (pv[0].as_of, pv[0].period))
+
+
+Ranked = Callable[[str, list[str]], list[tuple[str, float, float, int]]]
+"""(run_id, account ids) -> (account_id, score, raw, rank) of those accounts that have a score."""
+
+
+def history_frame(all_points: list[Point], ranked: Ranked, accounts: list[str], *, restated: bool = False,
+                  as_of: datetime | None = None) -> pl.DataFrame:
+    """Each account's score per period in the chosen view, by account, then oldest period first.
 
     `restated`: the period has more than one publication (in the view). `superseded`: a later
     publication replaced the one shown (the published view shows the first). `restatement`: the
@@ -87,32 +127,27 @@ def history(con: duckdb.DuckDBPyConnection, accounts: list[str], *, restated: bo
     under a different algorithm version than its previous point.
     """
     pick_latest = restated or as_of is not None
-    order = "published_at DESC, publication_id DESC" if pick_latest else "published_at, publication_id"
-    params: dict = {"accounts": accounts}
-    cutoff = ""
-    if as_of is not None:
-        cutoff, params["as_of"] = "WHERE published_at <= $as_of", as_of
-    df = frame(con, f"""
-        WITH visible AS (SELECT * FROM publication {cutoff}),
-        shown AS (
-            SELECT *, count(*) OVER (PARTITION BY period) AS versions FROM visible
-            QUALIFY row_number() OVER (PARTITION BY period ORDER BY {order}) = 1),
-        ranked AS (
-            SELECT run_id, account_id, score, {RANK} AS rank
-            FROM score WHERE run_id IN (SELECT run_id FROM shown))
-        SELECT r.account_id, p.period, r.score, r.rank, p.run_id,
-               a.name || '@' || a.version AS algorithm, p.publication_id, p.published_at,
-               p.versions > 1 AS restated, {"false" if pick_latest else "p.versions > 1"} AS superseded,
-               p.restates IS NOT NULL AS restatement,
-               snap.as_of AS _as_of
-        FROM shown p
-        JOIN run USING (run_id) JOIN algorithm a USING (algorithm_id)
-        JOIN snapshot snap USING (snapshot_id)
-        JOIN ranked r ON r.run_id = p.run_id AND r.account_id IN (SELECT unnest($accounts))
-        ORDER BY r.account_id, snap.as_of, p.period""", params)
-    if df.height == 0:
-        return pl.DataFrame(schema=HISTORY_SCHEMA)
-    df = df.with_columns(
-        (pl.col("algorithm") != pl.col("algorithm").shift(1).over("account_id")).fill_null(False)
-        .alias("algorithm_changed")).drop("_as_of")
-    return df.cast(HISTORY_SCHEMA).select(list(HISTORY_SCHEMA))
+    rows = []
+    for p, versions in shown(all_points, latest=pick_latest, as_of=as_of):
+        flags = (versions > 1, versions > 1 and not pick_latest, p.restates is not None)
+        for account_id, score, _raw, rank in ranked(p.run_id, accounts):
+            rows.append((account_id, p.as_of, p.period, score, rank, p.run_id, p.algorithm, p.publication_id,
+                         p.published_at, flags))
+    rows.sort(key=lambda r: r[:3])
+    previous: tuple[str, str] | None = None            # (account, algorithm) of the row before
+    out = []
+    for account_id, _as_of, period, score, rank, run_id, algorithm, publication_id, published_at, flags in rows:
+        changed = previous is not None and previous[0] == account_id and previous[1] != algorithm
+        previous = (account_id, algorithm)
+        out.append((account_id, period, score, rank, run_id, algorithm, publication_id, published_at, *flags, changed))
+    # built row-wise in Python: a few rows per account, where a lazy polars plan cost ~2 ms
+    return pl.DataFrame(out, schema=HISTORY_SCHEMA, orient="row")
+
+
+def ranked_in_store(con: duckdb.DuckDBPyConnection) -> Ranked:
+    """The Ranked lookup of a store: each call ranks in SQL (`runs.ranked`, `runs.RANK`)."""
+    def lookup(run_id: str, accounts: list[str]) -> list[tuple[str, float, float, int]]:
+        df = ranked(con, run_id, accounts=list(dict.fromkeys(accounts)))
+        return sorted(zip(df["account_id"].to_list(), df["score"].to_list(), df["raw"].to_list(),
+                          df["rank"].to_list()))
+    return lookup

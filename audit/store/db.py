@@ -16,6 +16,7 @@ import duckdb
 import polars as pl
 
 from ..errors import AuditError, NotFound, SchemaTooNew, StoreBusy
+from . import holder
 from .hashing import as_utc, sha256_json
 from .schema import MIGRATION_TABLE, MIGRATIONS, SCHEMA_VERSION
 
@@ -27,6 +28,13 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
+            served = holder.read(path)
+            if served is not None:
+                url = served["url"]
+                raise StoreBusy(
+                    f'store "{path}" is held by the audit service at {url} (pid {served["pid"]}); use its API '
+                    f"instead: reads under {url}/api/v1 (e.g. {url}/api/v1/runs), writes as jobs: "
+                    f"POST {url}/api/v1/jobs with its bearer token (README, \"Service\")") from None
             raise StoreBusy(
                 f'store "{path}" is busy: another audit process is using it; '
                 "wait for it to finish and run the command again") from None

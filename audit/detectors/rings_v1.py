@@ -230,6 +230,8 @@ def detect(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> 
     flagged = ((share >= float(rp["min_internal_share"])) & (reciprocity >= float(rp["min_reciprocity"]))
                & (density >= float(rp["min_density"])))
     ring = np.where(cand >= 0, np.where(flagged[np.maximum(cand, 0)], cand, -1), -1)
+    _, dense = np.unique(ring[ring >= 0], return_inverse=True)
+    ring[ring >= 0] = dense                                    # flagged rings numbered 0..
 
     # puppets: exclusive engagers, the targets they carry, and their groups
     pp = params["puppets"]

@@ -229,7 +229,7 @@ def detect(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> 
     density = _ratio(p_in, k * (k - 1))
     flagged = ((share >= float(rp["min_internal_share"])) & (reciprocity >= float(rp["min_reciprocity"]))
                & (density >= float(rp["min_density"])))
-    ring = np.where(cand >= 0, np.where(flagged[np.maximum(cand, 0)], cand, -1), -1)
+    ring = np.where(np.r_[flagged, False][cand], cand, -1)     # cand -1 reads the trailing False
     _, dense = np.unique(ring[ring >= 0], return_inverse=True)
     ring[ring >= 0] = dense                                    # flagged rings numbered 0..
 

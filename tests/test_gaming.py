@@ -54,6 +54,10 @@ def built(tmp_path_factory) -> Built:
     store, clock = folder / "audit.duckdb", Clock(START)
     api.ingest(store, HIGGS, now=clock())
     api.ingest(store, planted.csv, now=clock())
+    handles = folder / "handles.csv"             # the puppet targets' handles, hostile on purpose
+    pl.DataFrame({"account_id": list(planted.targets),
+                  "handle": [f"<b onmouseover=x>t{i}</b>" for i in range(len(planted.targets))]}).write_csv(handles)
+    api.ingest(store, handles, now=clock())
     snap = api.snapshot(store, as_of="2012-07-07", window="7d", label="2012-07-07 planted", now=clock())
     runs, audits = {}, {}
     for version in ("network@3", "activity@1"):
@@ -353,3 +357,47 @@ def test_the_json_document_and_text(small, tmp_path):
     a = api.get_gaming(store, doc["gaming_id"])
     assert text == present.gaming_text(a) + "\n"
     assert text.startswith(f"gaming audit (stored): {a.gaming_id}: rings@1 on run {run} (network@3 on ")
+
+
+# ---------------------------------------------------------------- reports
+
+@pytest.fixture(scope="module")
+def published(built, tmp_path_factory) -> Path:
+    """A copy of the planted store with the network@3 run published (the reports read publications)."""
+    store = built.copy_to(tmp_path_factory.mktemp("gaming-published"))
+    api.publish(store, built.runs["network@3"], period="2012-07-07", now=START)
+    return store
+
+
+@pytest.mark.slow
+def test_handles_come_from_the_account_files_and_are_escaped_in_the_reports(built, published):
+    from reports.render import render_account, render_transparency
+    audit = api.get_gaming(published, built.audits["network@3"])
+    targets = audit.flagged.filter(pl.col("pattern") == "puppets")
+    assert targets["handle"].str.starts_with("<b onmouseover=x>t").all() and targets.height >= 140
+    html = render_transparency(api.transparency(published, rerun_runs=False))
+    section = html[html.index("Score earned inside rings"):html.index('id="data-quality"')]
+    assert "&lt;b onmouseover=x&gt;t" in section and "<b onmouseover" not in html
+    p = audit.points
+    assert (f"{p.flagged:,} accounts flagged, {p.over_5:,} with more than 5 points from their group") in section
+    rings = sum(1 for g in audit.groups if g.pattern == "ring")
+    assert f"{rings:,} closed rings ({sum(g.accounts for g in audit.groups if g.pattern == 'ring'):,} accounts)" in section
+    top = audit.flagged.row(0, named=True)
+    assert f'<td class="id">{top["account_id"]}</td>' in section
+    assert f"{top['points_from_group']:+.2f}" in section and audit.counterfactual_run_id in section
+    assert render_transparency(api.transparency(published, rerun_runs=False)) == html      # byte-identical
+
+    account = top["account_id"]
+    page = render_account(api.account_statement(published, account, now=START))
+    part = page[page.index("<h2>Score earned inside rings</h2>"):]
+    assert f"{top['score']:.1f}" in part and f"{top['score_without']:.1f}" in part
+    assert f"{top['points_from_group']:+.2f}" in part and audit.counterfactual_run_id in part
+
+
+@pytest.mark.slow
+def test_an_unflagged_account_has_no_gaming_section(built, published):
+    from reports.render import render_account
+    run = api.scores(published, built.runs["network@3"], top=1)
+    account = run["account_id"][0]
+    assert account not in api.get_gaming(published, built.audits["network@3"]).flagged["account_id"].to_list()
+    assert "Score earned inside rings" not in render_account(api.account_statement(published, account, now=START))

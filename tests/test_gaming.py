@@ -345,6 +345,7 @@ def test_the_json_document_and_text(small, tmp_path):
     assert doc == present.gaming_json(api.get_gaming(store, doc["gaming_id"])) | {"new": True}
     assert {"detector", "run_id", "counterfactual_run_id", "flagged", "groups"} <= set(doc)
     assert doc["detector"] == "rings@1" and doc["run_id"] == run
+    assert doc["flagged"] and doc["groups"] and doc["counterfactual_run_id"]   # 8 groups in these 20,000 rows
     for f in doc["flagged"]:
         assert set(f) == {"account_id", "handle", "pattern", "group", "score", "score_without", "points_from_group",
                           "evidence"}

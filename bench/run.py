@@ -225,7 +225,8 @@ class Row:
 
     def cpu_ratio(self) -> float | None:
         """Like ratio, on CPU seconds: steadier than wall time when the machine is shared."""
-        if self.key != "seconds" or self.ratio() is None or not self.base.get("cpu_seconds"):
+        if (self.key != "seconds" or self.ratio() is None or not self.base.get("cpu_seconds")
+                or self.audit.get("cpu_seconds") is None):
             return None
         return self.audit["cpu_seconds"] / self.base["cpu_seconds"]
 

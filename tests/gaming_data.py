@@ -37,9 +37,10 @@ class Planted:
 
 
 def plant(base: pl.DataFrame, folder: Path, *, rings: int = 200, puppet_groups: int = 150, seed: int = 17,
-          density: float = 0.85) -> Planted:
+          density: float = 0.85, prefix: str = "") -> Planted:
     """Plant into the interactions BASE (source, target, kind, ts): low-activity accounts are those
-    that received at most 1 and gave at most 2 interactions in BASE."""
+    that received at most 1 and gave at most 2 interactions in BASE. Puppet ids are PREFIX + a number
+    (the ids of BASE have the same shape, e.g. "u123" in the benchmark's data)."""
     rng = np.random.default_rng(seed)
     received = base.group_by("target").len().rename({"target": "a", "len": "r"})
     given = base.group_by("source").len().rename({"source": "a", "len": "g"})
@@ -74,7 +75,7 @@ def plant(base: pl.DataFrame, folder: Path, *, rings: int = 200, puppet_groups: 
         at += 1
         targets.append(target)
         m = int(rng.integers(5, 31))
-        group = tuple(str(nxt + i) for i in range(m))
+        group = tuple(f"{prefix}{nxt + i}" for i in range(m))
         nxt += m
         puppet_sets.append(group)
         start = rng.random() * span * 0.5            # created close together: active in the same half-week

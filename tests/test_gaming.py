@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 
 from audit import api, present
-from audit.errors import AuditError, NotFound
+from audit.errors import AuditError
 from audit.records import detectors
 from audit.store.db import connect, transaction
 from conftest import EMPTY_ACCOUNTS, HIGGS, Clock, query, read_higgs

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import polars as pl
 import pytest
 
 from audit import api

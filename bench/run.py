@@ -172,6 +172,14 @@ def w_end_to_end(store: str, csv: str, as_of: str) -> dict:
     return {"seconds": seconds, "accounts": run.accounts}
 
 
+def w_gaming(store: str, run: str) -> dict:
+    """`audit gaming RUN`: detection, the derived snapshot, the counterfactual run, the stored findings."""
+    audit, seconds = _timed(api.gaming, store, run, now=_now())
+    cf = api.get_run(store, audit.counterfactual_run_id) if audit.counterfactual_run_id else None
+    return {"seconds": seconds, "detect_seconds": audit.seconds, "counterfactual_seconds": cf.seconds if cf else 0.0,
+            "flagged": audit.points.flagged, "groups": len(audit.groups), "left_out": audit.left_out}
+
+
 def w_bare_pipeline(csv: str, store: str) -> dict:
     from bench.baselines import bare_pipeline
     out, seconds = _timed(bare_pipeline, csv, store)
@@ -180,7 +188,7 @@ def w_bare_pipeline(csv: str, store: str) -> dict:
 
 WORK = {f.__name__: f for f in (w_generate, w_bare_read_csv, w_ingest, w_snapshots, w_score,
                                 w_bare_groupby, w_bare_power_iteration, w_networkx, w_compare,
-                                w_top_target, w_explain, w_report, w_end_to_end, w_bare_pipeline)}
+                                w_top_target, w_explain, w_report, w_end_to_end, w_bare_pipeline, w_gaming)}
 
 
 def measure(fn: Callable, **kwargs: Any) -> dict:
@@ -217,7 +225,8 @@ class Row:
 
     def cpu_ratio(self) -> float | None:
         """Like ratio, on CPU seconds: steadier than wall time when the machine is shared."""
-        if self.key != "seconds" or self.ratio() is None or not self.base.get("cpu_seconds"):
+        if (self.key != "seconds" or self.ratio() is None or not self.base.get("cpu_seconds")
+                or self.audit.get("cpu_seconds") is None):
             return None
         return self.audit["cpu_seconds"] / self.base["cpu_seconds"]
 

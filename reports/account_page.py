@@ -16,6 +16,7 @@ import polars as pl
 from audit.analysis.explain import window_text
 
 from . import svg
+from .gaming_view import Measure, measures
 from .svg import Chart, say
 from .widgets import Stat
 
@@ -103,6 +104,29 @@ class ExplanationView:
 
 
 @dataclass(frozen=True)
+class GamingRow:
+    """The account flagged by one stored gaming audit of one of its published runs."""
+    period: str
+    gaming_id: str
+    detector: str
+    run_id: str
+    algorithm: str
+    counterfactual_run_id: str
+    pattern: str
+    group: int
+    role: str
+    score: float
+    score_without: float
+    points: float
+    received: float
+    from_group: float
+    share: float
+    others: tuple[str, ...]             # the other members or targets of its group
+    puppets: int
+    measures: tuple[Measure, ...]       # the group's evidence
+
+
+@dataclass(frozen=True)
 class AccountPage:
     title: str
     account_id: str
@@ -111,6 +135,7 @@ class AccountPage:
     history: tuple[HistoryRow, ...]
     explanation: ExplanationView | None
     note: str
+    gaming: tuple[GamingRow, ...] = ()
 
 
 def _points(frame: pl.DataFrame) -> dict[str, Point]:
@@ -193,5 +218,18 @@ def account_page(st: AccountStatement) -> AccountPage:
         summary.append(Stat("Latest change", say((e.total, "points")),
                             say((e.baseline.point.score, "score"), " to ", (e.candidate.point.score, "score"))))
         summary += [Stat(p.label, say((p.points, "points"))) for p in e.parts]
+    gaming = []
+    for hit in st.gaming:
+        a, f = hit.audit, hit.finding
+        group = next(g for g in a.groups if g.group == f["group"])
+        gaming.append(GamingRow(hit.period, a.gaming_id, a.detector, a.run_id, a.algorithm, a.counterfactual_run_id or "",
+                                f["pattern"], f["group"], f["role"], f["score"], f["score_without"],
+                                f["points_from_group"], f["received"], f["from_group"], f["share_from_group"],
+                                tuple(x for x, r in group.members if r != "puppet" and x != st.account_id),
+                                sum(1 for _, r in group.members if r == "puppet"), measures(group.evidence)))
+    if gaming:
+        latest = gaming[-1]
+        summary.append(Stat("Points from a " + ("ring" if latest.pattern == "ring" else "puppet group"),
+                            say((latest.points, "points")), say(latest.period, ", ", latest.algorithm)))
     return AccountPage(f"Score statement: account {st.account_id}", st.account_id, tuple(summary), chart,
-                       tuple(history), e, st.note)
+                       tuple(history), e, st.note, tuple(gaming))

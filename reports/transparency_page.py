@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import svg
 from .compare_page import ComparisonView, comparison_view
+from .gaming_view import GamingView, gaming_view
 from .svg import Chart, say
 from .widgets import DiffLine, ParamDiff, Stat, diff_lines
 
@@ -54,6 +55,7 @@ class ReleaseView:
     bins: tuple[tuple[Bin, ...], ...]       # the bins in table rows of ten
     comparison: ComparisonView | None
     restatements: tuple[Restatement, ...]
+    gaming: GamingView | None                # the stored gaming audit of the run shown (none: not audited)
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,8 @@ def release_view(r: Release, newest: bool, superseded_by: str | None) -> Release
         source=() if prev else tuple(DiffLine(line, "same") for line in a.source.splitlines()),
         source_diff=source_diff, histogram=hist, bins=tuple(bins[i:i + 10] for i in range(0, len(bins), 10)),
         comparison=comparison_view(r.comparison, movers=10) if r.comparison is not None else None,
-        restatements=tuple(sorted(r.restatements, key=lambda s: (s.period, s.published_at, s.publication))))
+        restatements=tuple(sorted(r.restatements, key=lambda s: (s.period, s.published_at, s.publication))),
+        gaming=gaming_view(r.gaming) if r.gaming is not None else None)
 
 
 def batch_view(b: BatchQuality) -> BatchView:

@@ -9,6 +9,7 @@ transaction: a failure stores nothing.
 from __future__ import annotations
 
 from ..analysis.explain import Explanation
+from ..analysis.gaming import GamingAudit
 from ..inputs.batches import IngestResult
 from ..progress import Step, quiet
 from ..records.algorithms import Algorithm
@@ -19,6 +20,7 @@ from ..records.verify import Verification
 from ._store import Store
 from .analyses import compare, explain, verify
 from .demo import DemoResult, run_demo
+from .gaming import gaming, gaming_audits, get_gaming
 from .inputs import get_snapshot, ingest, snapshot, snapshots
 from .lookup import Change, Lookup, LookupRow, ScoreCard, ScoreSource, StoreScores, account_score, lookup_scores
 from .publishing import history, publications, publish
@@ -28,8 +30,8 @@ from .runs import algorithms, get_algorithm, get_run, register, runs, score, sco
 
 __all__ = [
     "AccountStatement", "Change", "Lookup", "LookupRow", "ScoreCard", "ScoreSource", "StoreScores",
-    "account_score", "lookup_scores", "StoreOverview", "store_overview", "Algorithm", "DemoResult", "Explanation", "IngestResult", "Publication", "Run", "Snapshot",
+    "account_score", "lookup_scores", "StoreOverview", "store_overview", "Algorithm", "DemoResult", "Explanation", "GamingAudit", "IngestResult", "Publication", "Run", "Snapshot",
     "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain",
-    "get_algorithm", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
+    "gaming", "gaming_audits", "get_algorithm", "get_gaming", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
     "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency", "verify",
 ]

@@ -1,5 +1,6 @@
 """The main job on the bundled Higgs data, end to end: ingest, daily snapshots, both shipped
-versions, publications and a restating release, a comparison, an explanation, reports.
+versions, publications and a restating release, a comparison, an explanation, a gaming audit of the
+release's latest run, reports.
 
 Every step reuses what the store already holds, so running it twice computes nothing new.
 The clock is passed in (the CLI's), never read here.
@@ -15,8 +16,10 @@ from typing import Callable
 import polars as pl
 
 from ..analysis.explain import Explanation
+from ..analysis.gaming import GamingAudit
 from ..progress import Step, quiet
 from .analyses import explain
+from .gaming import gaming
 from .inputs import ingest, snapshot
 from .publishing import publish
 from .runs import score, scores
@@ -45,6 +48,7 @@ class DemoResult:
     account: str = ""
     drop: tuple[float, float] = (0.0, 0.0)
     explanation: Explanation | None = None
+    gaming: GamingAudit | None = None
     reports: dict[str, str] = field(default_factory=dict)
 
 
@@ -81,4 +85,6 @@ def run_demo(store: str | Path, clock: Callable[[], datetime], step: Step = quie
     account, before, after = biggest_drop(store, before_run, after_run)
     result.account, result.drop = account, (before, after)
     result.explanation = explain(store, account, from_run=before_run, to_run=after_run, now=clock(), step=step)
+    step(f"gaming audit of {after_run} (the release's latest run)")
+    result.gaming = gaming(store, after_run, now=clock(), step=step)
     return result

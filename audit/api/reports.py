@@ -14,10 +14,12 @@ import numpy as np
 import polars as pl
 
 from ..analysis.explain import Explanation
+from ..analysis.gaming import GamingAudit
 from ..errors import AuditError, NotComputed, NotFound
 from ..records import accounts as accts
 from ..records import algorithms as algos
 from ..records import publications as pubs
+from ..records import gaming as gaming_
 from ..records import runs as runs_
 from ..records import snapshots as snaps
 from ..records.publications import Point
@@ -82,6 +84,7 @@ class Release:
     source_diff: str                       # unified diff against the previous version ("" when none)
     restatements: tuple[Restatement, ...]
     superseded_by: str | None = None       # the next published version, over all of them
+    gaming: GamingAudit | None = None      # the latest stored gaming audit of `run` (none: never audited)
 
 
 @dataclass(frozen=True)
@@ -104,12 +107,21 @@ class TransparencyData:
 
 
 @dataclass(frozen=True)
+class AccountGaming:
+    """An account flagged by a stored gaming audit of one of its published runs."""
+    audit: GamingAudit
+    period: str
+    finding: dict                          # its row of audit.flagged
+
+
+@dataclass(frozen=True)
 class AccountStatement:
     account_id: str
     published: pl.DataFrame                # history as originally published
     restated: pl.DataFrame                 # history as restated
     explanation: Explanation | None        # the latest change, from the previous period as published
     note: str                              # why there is no explanation, when there is none
+    gaming: tuple[AccountGaming, ...] = ()  # stored gaming audits of its published runs that flag it
 
 
 def histogram(scores: np.ndarray) -> tuple[Bin, ...]:
@@ -169,9 +181,11 @@ def _release(con: duckdb.DuckDBPyConnection, algo: Algorithm, first: datetime, p
         JOIN run nr ON nr.run_id = p.run_id JOIN algorithm na ON na.algorithm_id = nr.algorithm_id
         JOIN run orr ON orr.run_id = o.run_id JOIN algorithm oa ON oa.algorithm_id = orr.algorithm_id
         WHERE nr.algorithm_id = ? ORDER BY p.period, p.published_at""", [algo.algorithm_id])
+    audits = gaming_.for_runs(con, [run.run_id])
+    audit = gaming_.load(con, audits[-1]) if audits else None
     return Release(algo, previous, first, tuple(pubs["period"].to_list()), run, pubs["label"][-1],
                    histogram(scores), shares(con, run.run_id, algo), comparison, changes, diff,
-                   tuple(Restatement(**r) for r in rs))
+                   tuple(Restatement(**r) for r in rs), gaming=audit)
 
 
 def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs: bool = True) -> TransparencyData:
@@ -198,9 +212,29 @@ def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs:
     return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check)
 
 
+def account_gaming(store: Store, account: str, published: pl.DataFrame, restated: pl.DataFrame
+                   ) -> tuple[AccountGaming, ...]:
+    """The stored gaming audits of the account's published runs (as published or restated) that flag
+    it, by period then audit."""
+    periods = {}
+    for frame_ in (published, restated):
+        for r in frame_.iter_rows(named=True):
+            periods.setdefault(r["run_id"], r["period"])
+    out = []
+    with reading(store) as con:
+        hits = dicts(con, "SELECT DISTINCT g.gaming_id, g.run_id, g.created_at FROM gaming g JOIN gaming_finding f "
+                          "USING (gaming_id) WHERE f.account_id = ? AND g.run_id IN (SELECT unnest(?)) "
+                          "ORDER BY g.created_at, g.gaming_id", [account, list(periods)])
+        for h in hits:
+            audit = gaming_.load(con, gaming_.find(con, h["gaming_id"]))
+            row = audit.flagged.filter(pl.col("account_id") == account).row(0, named=True)
+            out.append(AccountGaming(audit, periods[h["run_id"]], row))
+    return tuple(sorted(out, key=lambda a: (a.period, a.audit.created_at, a.audit.gaming_id)))
+
+
 def account_statement(store: Store, account: str, *, now: datetime, compute: bool = True,
                       source: ScoreSource | None = None) -> AccountStatement:
-    """History as published and restated, and the latest change explained. With `compute=False`
+    """History as published and restated, the latest change explained, and gaming findings. With `compute=False`
     nothing is written: a change whose counterfactual runs are not stored is left unexplained
     with a note saying so."""
     with reading(store) as con:
@@ -209,21 +243,23 @@ def account_statement(store: Store, account: str, *, now: datetime, compute: boo
     restated = history(store, account, restated=True, source=source)
     if published.height == 0:
         raise NotFound(f'account "{account}" has no published score; "audit history {account}" shows none either')
+    flagged = account_gaming(store, account, published, restated)
     if published.height < 2 and restated.height < 2 and published.equals(restated):
-        return AccountStatement(account, published, restated, None, "only one published score so far")
+        return AccountStatement(account, published, restated, None, "only one published score so far", flagged)
     # The latest change as the account saw it: the previous period as first published, then the
     # latest period as it stands now.
     before = published.row(published.height - 2 if published.height >= 2 else 0, named=True)
     after = restated.row(restated.height - 1, named=True)
     if before["run_id"] == after["run_id"]:
-        return AccountStatement(account, published, restated, None, "no change to explain")
+        return AccountStatement(account, published, restated, None, "no change to explain", flagged)
     try:
         e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now, compute=compute)
     except NotComputed:
         return AccountStatement(account, published, restated, None,
                                 "the counterfactual runs the latest change needs are not stored yet "
-                                f"(an explain job from {before['run_id']} to {after['run_id']} stores them)")
-    return AccountStatement(account, published, restated, e, "")
+                                f"(an explain job from {before['run_id']} to {after['run_id']} stores them)",
+                                flagged)
+    return AccountStatement(account, published, restated, e, "", flagged)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def ingest_warnings(r: IngestResult) -> list[str]:
 def snapshot_json(s: Snapshot) -> dict[str, Any]:
     return {"snapshot_id": s.snapshot_id, "label": s.label, "as_of": s.as_of.isoformat(),
             "window": window(s.window_seconds), "batches": list(s.batch_ids),
-            "interactions": s.interactions, "accounts": s.accounts}
+            "interactions": s.interactions, "accounts": s.accounts, "parent_id": s.parent_id}
 
 
 def snapshot_created_json(s: Snapshot) -> dict[str, Any]:

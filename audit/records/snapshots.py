@@ -11,9 +11,9 @@ import duckdb
 import polars as pl
 
 from ..errors import AuditError
-from ..store.db import append_log, dicts, frame, required, resolve as resolve_id
+from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
 from ..store.hashing import as_utc, short_id
-from ..store.recipes import logged, snapshot_definition, snapshot_hash
+from ..store.recipes import derived_definition, logged, snapshot_definition, snapshot_hash
 
 _WINDOW = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -31,6 +31,7 @@ class Snapshot:
     accounts: int
     created_at: datetime
     accounts_rule: int | None = None
+    parent_id: str | None = None         # a derived snapshot: its parent, with some interactions left out
     new: bool = False
 
 
@@ -92,15 +93,34 @@ def accounts_sql(rule: int | None) -> str:
     return f"SELECT * FROM ({latest}) WHERE created_at IS NULL OR created_at < $as_of"
 
 
+EXCLUSION = "(SELECT account_id, part FROM snapshot_exclusion WHERE snapshot_id = $derived)"
+
+
+def left_out_sql(rows: str, exclusion: str = EXCLUSION) -> str:
+    """The rows of the subquery ROWS (with source and target) that a derived snapshot keeps: all but
+    those whose source and target are in the same part of EXCLUSION (a relation of account_id, part)."""
+    return f"""SELECT i.* FROM ({rows}) i
+        LEFT JOIN {exclusion} xs ON xs.account_id = i.source
+        LEFT JOIN {exclusion} xt ON xt.account_id = i.target
+        WHERE xs.part IS NULL OR xt.part IS NULL OR xs.part <> xt.part"""
+
+
 def count_inputs(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int | None,
-                 batch_ids: list[str], accounts_rule: int | None) -> tuple[int, int]:
-    """(interactions in the window, accounts: ids in the window plus the accounts the rule takes)."""
+                 batch_ids: list[str], accounts_rule: int | None, derived: str | None = None,
+                 exclusion: str = EXCLUSION) -> tuple[int, int]:
+    """(interactions in the window, accounts: ids in the window plus the accounts the rule takes). A
+    derived snapshot counts the interactions it keeps and its parent's accounts (it keeps them all)."""
+    full = f"SELECT source, target FROM interaction WHERE {window_sql(window_seconds)}"
+    kept = full if derived is None else left_out_sql(full, exclusion)
+    params = window_params(as_of, window_seconds, batch_ids)
+    if derived is not None and exclusion == EXCLUSION:
+        params["derived"] = derived
     row = dicts(con, f"""
-        WITH w AS (SELECT source, target FROM interaction WHERE {window_sql(window_seconds)})
-        SELECT (SELECT count(*) FROM w) AS interactions,
+        WITH w AS ({full}), k AS ({kept})
+        SELECT (SELECT count(*) FROM k) AS interactions,
                (SELECT count(*) FROM (SELECT source AS id FROM w UNION SELECT target FROM w
                 UNION SELECT account_id FROM ({accounts_sql(accounts_rule)}))) AS accounts
-    """, window_params(as_of, window_seconds, batch_ids))[0]
+    """, params)[0]
     return row["interactions"], row["accounts"]
 
 
@@ -122,14 +142,16 @@ def create(con: duckdb.DuckDBPyConnection, as_of: datetime, window_seconds: int 
     existing = find(con, snapshot_id)
     if existing is not None:
         return existing
-    con.execute("INSERT INTO snapshot VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    con.execute("INSERT INTO snapshot (snapshot_id, content_hash, label, as_of, window_seconds, batch_ids, "
+                "interactions, accounts, created_at, accounts_rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [snapshot_id, content, label, as_of, window_seconds, batch_ids, interactions, accounts, now,
                  ACCOUNTS_RULE])
     append_log(con, "snapshot", snapshot_id, logged(content, label=label, created_at=now), now)
     return dataclasses.replace(get(con, snapshot_id), new=True)
 
 
-_COLUMNS = "snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at, accounts_rule"
+_COLUMNS = ("snapshot_id, label, as_of, window_seconds, batch_ids, interactions, accounts, created_at, accounts_rule, "
+            "parent_id")
 
 
 def _snapshot(row: dict) -> Snapshot:
@@ -169,16 +191,82 @@ def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.Data
     same store always hands an algorithm the same rows in the same order (bit-for-bit reruns)
     for the price of an integer sort instead of a sort on timestamps and ids.
     """
-    where, params = _window(snap)
-    interactions = frame(con, f"""
-        SELECT rowid AS _row, source, target, kind::VARCHAR AS kind, ts, weight FROM interaction
-        WHERE {where}""", params)
+    rows, params = selection(snap)
+    interactions = frame(con, f"SELECT _row, source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows})", params)
     # A parallel scan returns row groups in any order; an integer sort (polars finds the runs
     # already in order) restores the stored order.
     interactions = interactions.sort("_row").drop("_row")
     accounts = frame(con, f"SELECT * FROM ({accounts_sql(snap.accounts_rule)}) ORDER BY account_id",
                      _accounts_params(snap))
-    return interactions, accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
+    accounts = accounts.cast(ACCOUNT_SCHEMA) if accounts.height else pl.DataFrame(schema=ACCOUNT_SCHEMA)
+    if snap.parent_id is not None:
+        # A derived snapshot keeps its parent's accounts: an account whose every interaction was left
+        # out is still scored (as an account without attributes), so both runs score the same accounts.
+        members = frame(con, "SELECT account_id FROM snapshot_exclusion WHERE snapshot_id = ? ORDER BY account_id",
+                        [snap.snapshot_id])["account_id"]
+        present = pl.concat([interactions["source"], interactions["target"], accounts["account_id"]])
+        gone = members.filter(~members.is_in(present.implode()))
+        if len(gone):
+            accounts = pl.concat([accounts, pl.DataFrame({"account_id": gone}).with_columns(
+                [pl.lit(None, dtype).alias(c) for c, dtype in ACCOUNT_SCHEMA.items() if c != "account_id"])
+                .select(list(ACCOUNT_SCHEMA)).cast(ACCOUNT_SCHEMA)]).sort("account_id")
+    return interactions, accounts
+
+
+def selection(snap: Snapshot) -> tuple[str, dict]:
+    """A subquery of the snapshot's interaction rows (every column of `interaction`, and `_row`, the
+    rowid) and its bound values: the window, and for a derived snapshot its exclusion."""
+    where, params = _window(snap)
+    rows = f"SELECT rowid AS _row, * FROM interaction WHERE {where}"
+    if snap.parent_id is None:
+        return rows, params
+    return left_out_sql(rows), params | {"derived": snap.snapshot_id}
+
+
+def exclusion(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> list[list[str]]:
+    """The parts of a derived snapshot's exclusion, each sorted, in part order ([] for an ordinary one)."""
+    rows = dicts(con, "SELECT part, list(account_id ORDER BY account_id) AS accounts FROM snapshot_exclusion "
+                      "WHERE snapshot_id = ? GROUP BY part ORDER BY part", [snapshot_id])
+    return [list(r["accounts"]) for r in rows]
+
+
+def derive(con: duckdb.DuckDBPyConnection, parent: Snapshot, parts: list[list[str]], now: datetime,
+           label: str | None = None) -> Snapshot:
+    """The snapshot PARENT with every interaction between two accounts of the same part left out (a
+    counterfactual's input): it copies no interaction row and keeps the parent's accounts. The same
+    parent and parts give the same snapshot, which is returned as it is."""
+    if parent.parent_id is not None:
+        raise AuditError(f"snapshot {parent.snapshot_id} is itself derived from {parent.parent_id}; "
+                         "derive from an ordinary snapshot")
+    seen = [a for p in parts for a in p]
+    if len(seen) != len(set(seen)) or any(not p for p in parts):
+        raise AuditError("the parts of an exclusion must be non-empty and must not share an account")
+    now = as_utc(now)
+    parent_hash = dicts(con, "SELECT content_hash FROM snapshot WHERE snapshot_id = ?",
+                        [parent.snapshot_id])[0]["content_hash"]
+    definition = derived_definition(parent_hash, parts)
+    ordered = definition["leave_out_within"]
+    rows = pl.DataFrame({"account_id": [a for p in ordered for a in p],
+                         "part": [i for i, p in enumerate(ordered) for _ in p]}, schema={"account_id": pl.String,
+                                                                                        "part": pl.Int32})
+    with registered(con, "new_exclusion", rows):
+        interactions, accounts = count_inputs(con, parent.as_of, parent.window_seconds, list(parent.batch_ids),
+                                              parent.accounts_rule, derived="new", exclusion="new_exclusion")
+    content = snapshot_hash(definition, interactions, accounts)
+    snapshot_id = short_id("s", content)
+    existing = find(con, snapshot_id)
+    if existing is not None:
+        return existing
+    label = label or f"{parent.label or parent.snapshot_id} without {len(parts)} group(s)"
+    con.execute("INSERT INTO snapshot (snapshot_id, content_hash, label, as_of, window_seconds, batch_ids, "
+                "interactions, accounts, created_at, accounts_rule, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [snapshot_id, content, label, parent.as_of, parent.window_seconds, list(parent.batch_ids),
+                 interactions, accounts, now, parent.accounts_rule, parent.snapshot_id])
+    with registered(con, "new_exclusion", rows):
+        con.execute("INSERT INTO snapshot_exclusion SELECT ?, part, account_id FROM new_exclusion ORDER BY part, "
+                    "account_id", [snapshot_id])
+    append_log(con, "snapshot", snapshot_id, logged(content, label=label, created_at=now), now)
+    return dataclasses.replace(get(con, snapshot_id), new=True)
 
 
 def _accounts_params(snap: Snapshot) -> dict:
@@ -190,9 +278,9 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
     """Per-account segment features of a snapshot, computed in DuckDB (the same definitions as
     segments.segment_features, without loading the interactions): received, given,
     distinct_engagers, followers, age_days (measured from the latest interaction)."""
-    where, params = _window(snap)
+    rows, params = selection(snap)
     return frame(con, f"""
-        WITH w AS (SELECT source, target, ts FROM interaction WHERE {where}),
+        WITH w AS (SELECT source, target, ts FROM ({rows})),
         received AS (SELECT target AS account_id, count(*) AS received, count(DISTINCT source) AS distinct_engagers
                      FROM w GROUP BY target),
         given AS (SELECT source AS account_id, count(*) AS given FROM w GROUP BY source),
@@ -210,8 +298,8 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
 def account_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, account: str) -> pl.DataFrame:
     """The interactions into ACCOUNT in the snapshot, and every interaction of the accounts that
     engaged it (what an explanation of its score needs), in a total order."""
-    where, params = _window(snap)
+    rows, params = selection(snap)
     return frame(con, f"""
-        WITH w AS (SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM interaction WHERE {where})
+        WITH w AS (SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows}))
         SELECT * FROM w WHERE target = $account OR source IN (SELECT source FROM w WHERE target = $account)
         ORDER BY ts, source, target, kind, weight""", params | {"account": account})

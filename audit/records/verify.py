@@ -16,9 +16,9 @@ from ..errors import AuditError
 from ..inputs.batches import stored_rows
 from ..progress import Step, quiet
 from ..store.db import GENESIS, dicts, entry_hash
-from ..store.recipes import (batch_hash, logged, publication_hash, result_hash, rows_digest, run_hash,
-                             snapshot_definition, snapshot_hash)
-from . import algorithms, publications, runs, snapshots
+from ..store.recipes import (batch_hash, derived_definition, logged, publication_hash, result_hash, rows_digest,
+                             run_hash, snapshot_definition, snapshot_hash)
+from . import algorithms, gaming, publications, runs, snapshots
 
 Recompute = Callable[[duckdb.DuckDBPyConnection, str], "str | None"]
 RECOMPUTE: dict[str, Recompute] = {}
@@ -58,15 +58,30 @@ def recompute_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> str | None
 
 def recompute_snapshot(con: duckdb.DuckDBPyConnection, snapshot_id: str) -> str | None:
     rows = dicts(con, "SELECT as_of, window_seconds, batch_ids, interactions, accounts, content_hash, label, "
-                      "created_at, accounts_rule FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
+                      "created_at, accounts_rule, parent_id FROM snapshot WHERE snapshot_id = ?", [snapshot_id])
     if not rows:
         return None
     r = rows[0]
-    batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
-                          "ORDER BY batch_id", [r["batch_ids"]]).fetchall()
-    definition = snapshot_definition(r["as_of"], r["window_seconds"], [tuple(b) for b in batches], r["accounts_rule"])
-    interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]),
-                                                    r["accounts_rule"])
+    if r["parent_id"] is not None:
+        # a derived snapshot: its parent's content and its exclusion, recounted; its window is its parent's
+        parent = dicts(con, "SELECT content_hash, as_of, window_seconds, batch_ids, accounts_rule FROM snapshot "
+                            "WHERE snapshot_id = ?", [r["parent_id"]])
+        if not parent:
+            return f"its parent snapshot {r['parent_id']} is missing"
+        p = parent[0]
+        if (p["as_of"], p["window_seconds"], list(p["batch_ids"]), p["accounts_rule"]) != (
+                r["as_of"], r["window_seconds"], list(r["batch_ids"]), r["accounts_rule"]):
+            return f"its as-of, window, batches or accounts rule differ from its parent {r['parent_id']}"
+        definition = derived_definition(p["content_hash"], snapshots.exclusion(con, snapshot_id))
+        interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]),
+                                                        r["accounts_rule"], derived=snapshot_id)
+    else:
+        batches = con.execute("SELECT batch_id, content_hash FROM batch WHERE batch_id IN (SELECT unnest(?)) "
+                              "ORDER BY batch_id", [r["batch_ids"]]).fetchall()
+        definition = snapshot_definition(r["as_of"], r["window_seconds"], [tuple(b) for b in batches],
+                                         r["accounts_rule"])
+        interactions, accounts = snapshots.count_inputs(con, r["as_of"], r["window_seconds"], list(r["batch_ids"]),
+                                                        r["accounts_rule"])
     content = snapshot_hash(definition, interactions, accounts)
     # The stored counts are what `audit snapshots` shows: they must be the recounted ones.
     if (r["interactions"], r["accounts"], r["content_hash"]) != (interactions, accounts, content):
@@ -140,8 +155,9 @@ def recompute_publication(con: duckdb.DuckDBPyConnection, publication_id: str) -
 
 
 RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=recompute_algorithm,
-                 run=recompute_run, publication=recompute_publication)
-TABLES.update(algorithm="algorithm", run="run", publication="publication")
+                 run=recompute_run, publication=recompute_publication, detector=gaming.recompute_detector,
+                 gaming=gaming.recompute)
+TABLES.update(algorithm="algorithm", run="run", publication="publication", detector="detector", gaming="gaming")
 
 
 def verify_log(con: duckdb.DuckDBPyConnection, step: Step = quiet) -> Verification:
@@ -191,6 +207,7 @@ def verify(con: duckdb.DuckDBPyConnection, *, rerun_runs: bool = False, step: St
     result = verify_log(con, step)
     if rerun_runs:
         problems, notes, count = rerun(con, step)
+        problems += gaming.rerun(con, step)[0]
         result.problems += problems
         result.notes += notes
         result.reran = count

@@ -68,6 +68,12 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_migration").fetchall()[0][0]
 
 
+def pending(con: duckdb.DuckDBPyConnection) -> list[int]:
+    """The migrations this store lacks (none for a store that has every one)."""
+    done = {r[0] for r in con.execute("SELECT version FROM schema_migration").fetchall()} if schema_version(con) else set()
+    return [v for v, _, _ in MIGRATIONS if v not in done]
+
+
 def _check_version(path: Path, found: int) -> None:
     if found > SCHEMA_VERSION:
         raise SchemaTooNew(
@@ -78,10 +84,12 @@ def _check_version(path: Path, found: int) -> None:
 def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     """Apply the migrations this store lacks, each in its own transaction; return those applied."""
     con.execute(MIGRATION_TABLE)
-    done = schema_version(con)
+    # by the set applied, not the highest: a migration numbered below one already applied (branches
+    # that merged in another order) is still applied
+    done = {r[0] for r in con.execute("SELECT version FROM schema_migration").fetchall()}
     applied = []
     for version, name, ddl in MIGRATIONS:
-        if version <= done:
+        if version in done:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -112,7 +120,7 @@ def connect(path: str | Path, *, write: bool = False, create: bool = False) -> I
         _check_version(path, found)
         if write:
             migrate(con)
-        elif found < SCHEMA_VERSION:
+        elif found < SCHEMA_VERSION or pending(con):
             raise AuditError(f'store "{path}" has schema version {found}; '
                              f"run a writing command (e.g. audit snapshot) to migrate it to {SCHEMA_VERSION}")
         yield con
@@ -165,7 +173,9 @@ def resolve(con: duckdb.DuckDBPyConnection, table: str, ref: str, *, what: str, 
     key = f"{table}_id"
     if ref == "latest":
         order = "as_of DESC, created_at DESC, snapshot_id DESC" if table == "snapshot" else "created_at DESC"
-        rows = con.execute(f"SELECT {key} FROM {table} ORDER BY {order} LIMIT 1").fetchall()
+        # `latest` names an ordinary snapshot, never one derived from it for a counterfactual
+        where = "WHERE parent_id IS NULL" if table == "snapshot" else ""
+        rows = con.execute(f"SELECT {key} FROM {table} {where} ORDER BY {order} LIMIT 1").fetchall()
         if not rows:
             raise NotFound(f'there is no {what} yet; "{listing}" lists them')
         return rows[0][0]

@@ -87,3 +87,41 @@ def publication_hash(run_id: str, period: str, restates: str | None, published_a
     """A publication: which run, for which period, what it restates and when."""
     return sha256_json({"run_id": run_id, "period": period, "restates": restates,
                         "published_at": published_at.isoformat()})
+
+
+def derived_definition(parent_hash: str, parts: list[list[str]]) -> dict[str, Any]:
+    """A derived snapshot: its parent's content hash and the parts of accounts whose interactions
+    with each other it leaves out (each part sorted, parts in order of their first account)."""
+    return {"parent": parent_hash, "leave_out_within": [sorted(p) for p in sorted(parts, key=min)]}
+
+
+def detector_hash(name: str, version: int, source: str, params: dict[str, Any]) -> str:
+    """A gaming detector version: its name@version, the sha256 of its source text and of its parameters
+    (tagged, so that a detector never shares an id with an algorithm of the same text)."""
+    return sha256_json({"detector": name, "version": version, "source_sha256": sha256_text(source),
+                        "params_sha256": sha256_json(params)})
+
+
+def gaming_id_for(run_hash_: str, detector_hash_: str) -> str:
+    """A gaming audit is named by what it examines: the run's and the detector's content hashes."""
+    return short_id("g", sha256_json({"run": run_hash_, "detector": detector_hash_}))
+
+
+def gaming_hash(gaming_id: str, run_id: str, detector_id: str, snapshot_id: str | None,
+                counterfactual_run_id: str | None, groups: int, flagged: int, groups_digest: str,
+                findings_digest: str, seconds: float) -> str:
+    """A gaming audit record (its groups, members and findings enter through their digests)."""
+    return sha256_json({"gaming_id": gaming_id, "run_id": run_id, "detector_id": detector_id,
+                        "snapshot_id": snapshot_id, "counterfactual_run_id": counterfactual_run_id,
+                        "groups": groups, "flagged": flagged, "groups_hash": groups_digest,
+                        "findings_hash": findings_digest, "seconds": seconds})
+
+
+def groups_digest(groups: pl.DataFrame, members: pl.DataFrame) -> str:
+    """The groups (number, pattern, size, evidence as canonical JSON) and their members, in order."""
+    return sha256_json({"groups": frame_digest(groups), "members": frame_digest(members)})
+
+
+def findings_digest(findings: pl.DataFrame) -> str:
+    """The findings in order: account, group, pattern, score, score without the group, points."""
+    return frame_digest(findings)

@@ -139,6 +139,86 @@ CREATE TABLE run_normalisation (
 -- account file cannot put an account into a past snapshot. The rule enters the snapshot's id.
 ALTER TABLE snapshot ADD COLUMN accounts_rule INTEGER;
 """),
+    (7, "gaming audit", """
+-- A derived snapshot: its parent with some interactions left out (a counterfactual's input). It
+-- copies the parent's as-of, window, batches and accounts rule, copies no interaction row, and
+-- leaves out every interaction of the parent whose source and target are in the same part of
+-- snapshot_exclusion. It keeps the parent's accounts. NULL: an ordinary snapshot.
+ALTER TABLE snapshot ADD COLUMN parent_id VARCHAR;
+
+-- The parts of a derived snapshot's exclusion: each account in at most one part.
+CREATE TABLE snapshot_exclusion (
+    snapshot_id  VARCHAR NOT NULL,
+    part         INTEGER NOT NULL,
+    account_id   VARCHAR NOT NULL,
+    UNIQUE (snapshot_id, account_id)
+);
+
+-- A registered gaming detector version: its full source text and parameters, hashed together.
+CREATE TABLE detector (
+    detector_id     VARCHAR PRIMARY KEY,   -- d_ + 12 hex of content_hash
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    name            VARCHAR NOT NULL,
+    version         INTEGER NOT NULL,
+    description     VARCHAR NOT NULL,
+    changelog       VARCHAR NOT NULL,
+    params          JSON NOT NULL,         -- canonical JSON
+    params_sha256   VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL,      -- the module's full source text; this is what runs
+    source_sha256   VARCHAR NOT NULL,
+    registered_at   TIMESTAMPTZ NOT NULL,
+    UNIQUE (name, version)
+);
+
+-- A gaming audit: one run examined by one detector version. Its groups and findings are rows of
+-- gaming_group, gaming_member and gaming_finding; the points cite the counterfactual run (the same
+-- version on the derived snapshot that leaves the groups' interactions out). Scores are never edited.
+CREATE TABLE gaming (
+    gaming_id              VARCHAR PRIMARY KEY,   -- g_ + 12 hex of sha256(run hash, detector hash)
+    content_hash           VARCHAR NOT NULL UNIQUE,
+    run_id                 VARCHAR NOT NULL,
+    detector_id            VARCHAR NOT NULL,
+    snapshot_id            VARCHAR,               -- the derived snapshot (NULL: nothing flagged)
+    counterfactual_run_id  VARCHAR,               -- its run (NULL: nothing flagged)
+    groups                 BIGINT NOT NULL,
+    flagged                BIGINT NOT NULL,
+    groups_hash            VARCHAR NOT NULL,      -- sha256 of the group and member rows
+    findings_hash          VARCHAR NOT NULL,      -- sha256 of the finding rows
+    seconds                DOUBLE NOT NULL,
+    created_at             TIMESTAMPTZ NOT NULL,
+    UNIQUE (run_id, detector_id)
+);
+
+CREATE TABLE gaming_group (
+    gaming_id  VARCHAR NOT NULL,
+    group_no   INTEGER NOT NULL,
+    pattern    VARCHAR NOT NULL,               -- ring | puppets
+    accounts   BIGINT NOT NULL,
+    evidence   JSON NOT NULL                   -- the detector's measures of the group
+);
+
+CREATE TABLE gaming_member (
+    gaming_id   VARCHAR NOT NULL,
+    group_no    INTEGER NOT NULL,
+    account_id  VARCHAR NOT NULL,
+    role        VARCHAR NOT NULL,              -- member | target | puppet
+    received    DOUBLE NOT NULL,
+    from_group  DOUBLE NOT NULL,
+    given       DOUBLE NOT NULL,
+    to_group    DOUBLE NOT NULL
+);
+
+-- One row per flagged account (ring members and puppet targets): points = score - score_without.
+CREATE TABLE gaming_finding (
+    gaming_id      VARCHAR NOT NULL,
+    account_id     VARCHAR NOT NULL,
+    group_no       INTEGER NOT NULL,
+    pattern        VARCHAR NOT NULL,
+    score          DOUBLE NOT NULL,
+    score_without  DOUBLE NOT NULL,
+    points         DOUBLE NOT NULL
+);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -8,6 +8,7 @@ signed ratings on the real Bitcoin OTC file.
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import json
 import math
@@ -502,12 +503,15 @@ def top_level_sources(module: types.ModuleType) -> dict[str, str]:
 
 
 def test_the_stored_modules_id_mapping_helpers_are_identical():
-    """Each stored module is self-contained (it runs from its stored text), so activity@1 and
-    network@2 each carry a copy of the id-mapping helpers; the copies must not drift apart."""
+    """Each stored module is self-contained (it runs from its stored text), so every shipped version
+    carries a copy of the id-mapping helpers; the copies must not drift apart."""
+    from audit.records.algorithms import SHIPPED
     activity, network = top_level_sources(activity_v1), top_level_sources(network_v2)
+    shipped = [top_level_sources(importlib.import_module(f"audit.algorithms.{f[:-3]}")) for f in SHIPPED.values()]
     for name in HELPERS:
         assert name in activity and name in network, name
         assert activity[name] == network[name], name
+        assert all(module[name] == activity[name] for module in shipped), name
     assert inspect.getsource(activity_v1._numbered) == inspect.getsource(network_v2._numbered)
     assert inspect.getsource(activity_v1._index) == inspect.getsource(network_v2._index)
     assert activity_v1._LUT_MAX == network_v2._LUT_MAX

@@ -26,6 +26,7 @@ import pytest
 import scipy.stats
 
 from audit import api, cli
+from audit.api.demo import BASELINE, CANDIDATE
 from conftest import audit_main, query, read_frame, run_audit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 INDEGREE = ROOT / "tests" / "algorithms" / "indegree_v1.py"
 KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 BATCH = "b_73b32ca25bbc"
-EARLY, ALL = "s_a758a2144d26", "s_79ef9d391438"
+EARLY, ALL = "s_30377424e766", "s_36d4d2c02c91"
 LINES = 2000
 EARLY_AS_OF = 1341100800 + 3 * 3600                                    # 2012-07-01T03:00:00Z
 
@@ -206,14 +207,14 @@ def test_history(session):
                  [early.run_id]) == [(0,)]                     # 26486 has no score on 07-01
     assert proc.stdout == (
         "account 26486\n"
-        + history_line("2012-07-02", a26486, "activity@1", act.run_id, note="restated")
+        + history_line("2012-07-02", a26486, "activity@1", act.run_id, note="superseded")
         + "account 3604\n"
         + history_line("2012-07-01", e3604, "activity@1", early.run_id)
-        + history_line("2012-07-02", a3604, "activity@1", act.run_id, note="restated"))
+        + history_line("2012-07-02", a3604, "activity@1", act.run_id, note="superseded"))
     assert ok(session["out"]["history restated"]) == (
         "account 3604\n"
         + history_line("2012-07-01", e3604, "activity@1", early.run_id)
-        + history_line("2012-07-02", n3604, "network@2", net.run_id, mark="*", note="restated"))
+        + history_line("2012-07-02", n3604, "network@2", net.run_id, mark="*", note="restatement"))
     # and api.scores agrees with the stored rows
     for run, point in ((early, e3604), (act, a3604), (net, n3604)):
         row = api.scores(store, run.run_id, accounts=["3604"]).row(0, named=True)
@@ -327,7 +328,10 @@ def test_json_documents_of_the_listing_and_reading_commands(session, store_copy)
     assert [s_["snapshot_id"] for s_ in json_of(*s, "snapshots")] == [EARLY, ALL]
     assert [r["run_id"] for r in json_of(*s, "runs")] == [early.run_id, act.run_id, net.run_id]
     algorithms = json_of(*s, "algorithms")
-    assert [(a["name"], a["version"]) for a in algorithms] == [("activity", 1), ("network", 2)]
+    # the two that scored, and every other shipped version, not yet registered in this store
+    from audit.records.algorithms import SHIPPED
+    assert [(f'{a["name"]}@{a["version"]}', a["registered"]) for a in algorithms] == sorted(
+        (label, label in ("activity@1", "network@2")) for label in SHIPPED)
     assert all(a["algorithm_id"].startswith("a_") for a in algorithms)
     run = json_of(*s, "score", "latest", "network@2")
     assert {k: run[k] for k in ("run_id", "snapshot_id", "algorithm", "accounts", "new")} == {
@@ -498,24 +502,25 @@ def test_demo_end_to_end(tmp_path):
     store, and its reports rebuilt by `audit report` byte for byte. (The transparency report is
     rebuilt byte for byte on the small store above and in test_reports; that the demo reuses what
     is stored is checked by test_reports' demo fixture, which runs it over the session store.)"""
-    store, out = tmp_path / "demo" / "demo.duckdb", tmp_path / "out"
+    store, out = tmp_path / "out" / "demo.duckdb", tmp_path / "out"      # as `make demo` has it
     code, text, err = here("--store", str(store), "demo", "--out", str(out), "--json")
     assert code == 0, err
     doc = json.loads(text)
     assert text == json.dumps(doc, sort_keys=True, indent=2) + "\n"
     assert doc["store"] == str(store)
     # 7 daily snapshots, each scored by both versions, as the store holds them
-    snapshots = [r[0] for r in query(store, "SELECT snapshot_id FROM snapshot ORDER BY as_of")]
+    # the daily snapshots (the gaming audit adds one derived from the last, leaving its groups out)
+    snapshots = [r[0] for r in query(store, "SELECT snapshot_id FROM snapshot WHERE parent_id IS NULL ORDER BY as_of")]
     assert doc["snapshots"] == snapshots and len(snapshots) == 7
     for algorithm, runs in doc["runs"].items():
         name, version = algorithm.split("@")
         assert runs == [r[0] for r in query(store, """
             SELECT r.run_id FROM run r JOIN snapshot s USING (snapshot_id) JOIN algorithm a USING (algorithm_id)
             WHERE a.name = ? AND a.version = ? AND NOT r.counterfactual ORDER BY s.as_of""", [name, int(version)])]
-    assert sorted(doc["runs"]) == ["activity@1", "network@2"]
+    assert sorted(doc["runs"]) == sorted([BASELINE, CANDIDATE])
     assert query(store, "SELECT count(*), count(restates) FROM publication") == [(14, 7)]
-    # the account is the biggest drop from activity@1 on 07-06 to network@2 on 07-07 (ties: smallest id)
-    pair = stored_pair(store, doc["runs"]["activity@1"][-2], doc["runs"]["network@2"][-1])
+    # the account is the biggest drop from activity@1 on 07-06 to the release on 07-07 (ties: smallest id)
+    pair = stored_pair(store, doc["runs"][BASELINE][-2], doc["runs"][CANDIDATE][-1])
     drop = pair.with_columns((pl.col("candidate") - pl.col("baseline")).alias("d")).sort(["d", "account_id"])
     assert doc["account"] == drop["account_id"][0]
     # the reports it lists exist
@@ -527,7 +532,7 @@ def test_demo_end_to_end(tmp_path):
     assert doc["account"].encode() in written["account"]
     (head,), = query(store, "SELECT arg_max(entry_hash, seq) FROM log")
     assert head.encode() in written["transparency"]
-    rebuilt = {"compare": ("compare", doc["runs"]["activity@1"][-1], doc["runs"]["network@2"][-1]),
+    rebuilt = {"compare": ("compare", doc["runs"][BASELINE][-1], doc["runs"][CANDIDATE][-1]),
                "account": ("account", doc["account"])}
     for name, args in rebuilt.items():
         assert report(store, *args, "--out", str(tmp_path / f"{name}.html"))[1] == written[name], name

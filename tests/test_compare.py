@@ -274,7 +274,12 @@ def test_disjoint_and_empty_runs(runs: Runs, features: pl.DataFrame) -> None:
                          candidate_info=info("r_c", "s_2", "a@1"))
         assert (r.coverage.both, r.coverage.only_baseline, r.coverage.only_candidate) == (0, x.height, y.height)
         assert math.isnan(r.spearman) and math.isnan(r.deltas.mean) and r.risers.is_empty()
-        assert r.top_k_overlap == {10: 0.0, 100: 0.0, 1000: 0.0}
+        shorter = min(x.height, y.height)
+        assert r.top_k_accounts == {k: min(k, shorter) for k in (10, 100, 1000)}
+        if shorter:         # nothing shared of what could be
+            assert r.top_k_overlap == {10: 0.0, 100: 0.0, 1000: 0.0}
+        else:               # an empty run: no overlap is defined
+            assert all(math.isnan(v) for v in r.top_k_overlap.values())
         assert r.any_difference is (x.height + y.height > 0)
         json.dumps(comparison_json(r), allow_nan=False)
         assert comparison_text(r).endswith("verdict: " + ("the runs differ" if r.any_difference else "no difference"))

@@ -347,8 +347,9 @@ def test_undetectable_first_line_asks_for_format(tmp_path):
     with pytest.raises(ValidationError) as exc:
         api.ingest(tmp_path / "audit.duckdb", src, now=NOW)
     first = higgs_lines(1)[0].strip().replace(" ", ";")
-    assert str(exc.value) == (f'{src}: cannot tell the format from the first line "{first}"; '
-                              "pass --format (csv, parquet, snap-higgs, uvt, signed-csv)")
+    assert str(exc.value) == (f'{src}: cannot tell the format from the first line "{first}": a CSV needs a header '
+                              "naming source, target, kind, ts (interactions) or account_id (accounts); for another "
+                              "layout pass --format (csv, parquet, snap-higgs, uvt, signed-csv)")
 
 
 # ---------------------------------------------------------------- validation failures

@@ -144,6 +144,9 @@ def test_comparison_json_holds_the_comparison(small, pair):
     assert [a["scope"] for a in doc["agreement"]] == ["all", "top_10pct", "top_1pct"]
     assert doc["rbo"] == {str(p): jsonish(v) for p, v in c.rbo.items()} and len(doc["rbo"]) == 2
     assert doc["top_k_overlap"] == {str(k): jsonish(v) for k, v in c.top_k_overlap.items()}
+    assert doc["top_k_accounts"] == {str(k): n for k, n in c.top_k_accounts.items()}
+    assert all(n == min(k, c.coverage.both + min(c.coverage.only_baseline, c.coverage.only_candidate))
+               for k, n in c.top_k_accounts.items())
     assert doc["bands"] == {"labels": list(c.band_labels), "matrix": [list(row) for row in c.bands]}
     assert sum(map(sum, doc["bands"]["matrix"])) == c.coverage.both
     assert doc["segments"] == jsonish(c.segments) and len(doc["segments"]) == c.segments.height > 0
@@ -154,7 +157,7 @@ def test_comparison_json_holds_the_comparison(small, pair):
     assert doc["source_diff"] == c.source_diff
     assert doc["any_difference"] is c.any_difference is True
     assert set(doc) == {"baseline", "candidate", "coverage", "deltas", "spearman", "kendall_tau_b", "agreement",
-                        "rbo", "top_k_overlap", "bands", "segments", "movers", "param_changes", "source_diff",
+                        "rbo", "top_k_overlap", "top_k_accounts", "bands", "segments", "movers", "param_changes", "source_diff",
                         "any_difference"}
     if b_key[1] == c_key[1]:
         assert (doc["param_changes"], doc["source_diff"]) == ([], "")
@@ -188,7 +191,7 @@ def test_snapshot_json(small):
     for doc, s, day in zip(docs, listed, DAYS):
         assert doc == {"snapshot_id": s.snapshot_id, "label": s.label, "as_of": s.as_of.isoformat(),
                        "window": "7d", "batches": list(s.batch_ids), "interactions": s.interactions,
-                       "accounts": s.accounts}
+                       "accounts": s.accounts, "parent_id": None}
         as_of = datetime.fromisoformat(day).replace(tzinfo=timezone.utc) + timedelta(days=1)   # end of the day
         window = raw.filter((pl.col("ts") >= as_of - timedelta(days=7)) & (pl.col("ts") < as_of))
         assert (doc["label"], doc["as_of"], doc["batches"]) == (day, as_of.isoformat(), [small["ingested"].batch_id])
@@ -201,14 +204,15 @@ def test_snapshot_json(small):
 
 def test_algorithm_json(small):
     store = small["store"]
-    listed = api.algorithms(store)
+    listed = [a for a in api.algorithms(store) if a.registered_at is not None]    # shipped ones too; these scored
     docs = decoded(present.algorithms_json(listed))
-    assert [(d["name"], d["version"]) for d in docs] == [("activity", 1), ("network", 2)]
+    assert [(d["name"], d["version"], d["registered"]) for d in docs] == [("activity", 1, True), ("network", 2, True)]
     for doc, a in zip(docs, listed):
         module = MODULES[a.label]
         assert doc == {"algorithm_id": a.algorithm_id, "name": a.name, "version": a.version,
                        "params": jsonish(a.params), "description": a.description, "changelog": a.changelog,
-                       "components": [c for c, _ in a.components], "source_sha256": a.source_sha256}
+                       "components": [c for c, _ in a.components], "source_sha256": a.source_sha256,
+                       "registered": True}
         assert (doc["params"], doc["components"], doc["description"], doc["changelog"]) == (
             module.PARAMS, list(module.COMPONENTS), module.DESCRIPTION, module.CHANGELOG)
         assert doc["source_sha256"] == hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()
@@ -331,9 +335,8 @@ def test_explanation_json(small):
         value = getattr(e, f.name)
         expected = jsonish(value.head(50) if f.name == "engagers" else value)
         assert doc[f.name] == expected, f.name
-    assert set(doc) - {f.name for f in dataclasses.fields(e)} <= {"engagers_total"}
-    if "engagers_total" in doc:
-        assert doc["engagers_total"] == e.engagers.height
+    assert set(doc) == {f.name for f in dataclasses.fields(e)}
+    assert doc["engagers_total"] == e.engagers["engager"].n_unique()         # engagers counted once
     # the parts, total and reasons, against the Explanation and the store
     assert doc["account_id"] == account
     assert doc["parts"] == e.parts and set(doc["parts"]) == {"own_activity", "population", "algorithm"}

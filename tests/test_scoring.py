@@ -29,7 +29,7 @@ from audit import api
 from audit.store import recipes
 from audit.records import runs as scoring
 from audit.records import verify
-from audit.algorithms import activity_v1, network_v2
+from audit.algorithms import activity_v1, network_v2, network_v3
 from audit.records import algorithms as registry
 from audit.errors import AuditError
 from audit.records.snapshots import get as get_snapshot
@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 INDEGREE = ROOT / "tests" / "algorithms" / "indegree_v1.py"
 ALGORITHMS = ("activity@1", "network@2")
-MODULES = {"activity@1": activity_v1, "network@2": network_v2}
+MODULES = {"activity@1": activity_v1, "network@2": network_v2, "network@3": network_v3}
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HIGGS_ACCOUNTS = 304_691
 
@@ -111,7 +111,7 @@ def test_every_score_is_in_range_and_components_add_up_to_raw(real):
         assert gap <= 1e-12, (run_id, algorithm, gap)
         assert bad_len == 0, run_id
     # the stored component names are the algorithm's COMPONENTS, in declared order
-    for algo in api.algorithms(real.path):
+    for algo in api.algorithms(real.path):      # registered and shipped
         assert [c for c, _ in algo.components] == list(MODULES[algo.label].COMPONENTS)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..inputs.batches import IngestResult, file_sha256, find_by_file, prepare, store_batch
 from ..progress import Step, quiet
+from ..store.db import check_folder
 from ..records import snapshots as snaps
 from ..records.snapshots import Snapshot
 from ._store import Store, is_path, reading, writing
@@ -16,6 +17,8 @@ def ingest(store: Store, path: str | Path, *, now: datetime, fmt: str = "auto",
            kind: str | None = None, step: Step = quiet, name: str | None = None) -> IngestResult:
     """Validate PATH and store it as one batch; the same content again is a no-op. `name` is
     the file name recorded for the batch when it is not PATH (a file uploaded to the service)."""
+    if is_path(store):
+        check_folder(store)                          # before minutes of reading and validating
     if (not is_path(store) or Path(store).exists()) and Path(path).is_file():
         with writing(store) as con:      # a writer: migrates a store of an older schema
             known = find_by_file(con, file_sha256(Path(path)))

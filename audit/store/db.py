@@ -103,14 +103,20 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[int]:
     return applied
 
 
+def check_folder(path: str | Path) -> None:
+    """A store may be made only in a folder that exists (nothing is created outside what was asked)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise AuditError(f'store "{path}": the folder "{path.parent}" does not exist; create it first or pass '
+                         "another --store")
+
+
 @contextmanager
 def connect(path: str | Path, *, write: bool = False, create: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store; a writer migrates it first, a reader refuses a stale store. Only a
     command that can start a store (`create`: ingest, register) makes a missing one."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise AuditError(f'store "{path}": the folder "{path.parent}" does not exist; create it first or pass '
-                         "another --store")
+    check_folder(path)
     if not create and not path.exists():
         raise NotFound(f'no store at "{path}"; "audit ingest FILE" creates one '
                        "(or pass --store / set AUDIT_STORE)")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb

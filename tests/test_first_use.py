@@ -8,7 +8,6 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 
 from audit import api, cli
 from reports import svg

@@ -229,7 +229,6 @@ def detect(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> 
     p_in = _by_group(gs, None, g, inside).astype(np.float64)
     r_in = _by_group(gs, None, g, inside & recip).astype(np.float64)
     recv_g = _by_group(gt, pw, g)
-    give_g = _by_group(gs, pw, g)
     share, reciprocity = _ratio(w_in, recv_g), _ratio(r_in, p_in)
     density = _ratio(p_in, k * (k - 1))
     flagged = ((share >= float(rp["min_internal_share"])) & (reciprocity >= float(rp["min_reciprocity"]))

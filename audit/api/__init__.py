@@ -12,6 +12,7 @@ from ..analysis.explain import Explanation
 from ..inputs.batches import IngestResult
 from ..progress import Step, quiet
 from ..records.algorithms import Algorithm
+from ..records.exports import Export
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
@@ -19,14 +20,15 @@ from ..records.verify import Verification
 from ._store import Store
 from .analyses import compare, explain, verify
 from .demo import DemoResult, run_demo
-from .inputs import get_snapshot, ingest, snapshot, snapshots
+from .inputs import export_snapshot, get_snapshot, ingest, snapshot, snapshots
 from .publishing import history, publications, publish
 from .reports import AccountStatement, TransparencyData, account_statement, transparency
 from .runs import algorithms, get_algorithm, get_run, register, runs, score, scores
 
 __all__ = [
-    "AccountStatement", "Algorithm", "DemoResult", "Explanation", "IngestResult", "Publication", "Run", "Snapshot",
-    "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain",
-    "get_algorithm", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
-    "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency", "verify",
+    "AccountStatement", "Algorithm", "DemoResult", "Explanation", "Export", "IngestResult", "Publication", "Run",
+    "Snapshot", "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare",
+    "explain", "export_snapshot", "get_algorithm", "get_run", "get_snapshot", "history", "ingest", "publications",
+    "publish", "quiet", "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency",
+    "verify",
 ]

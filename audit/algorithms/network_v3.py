@@ -423,8 +423,8 @@ def compute_spark(spark, interactions, accounts, params):
                .select("id", "inv", "leak", col("x").alias("old"), (value("in", 2.0) + lit(base)).alias("x"))
                .select("id", "inv", "leak", "x", *limbs(F.abs(col("x") - col("old")), 4.0, "err"),
                        *limbs(col("x") * col("leak"), 2.0, "lk"))
-               .localCheckpoint(eager=True))
-        row = nxt.agg(*sums("err"), *sums("lk")).first()
+               .localCheckpoint(eager=False))                 # cut the lineage: the plan stays bounded
+        row = nxt.agg(*sums("err"), *sums("lk")).first()     # one job computes and keeps the iterate
         ranks, err, leak = nxt, total(row, "err", 4.0), total(row, "lk", 2.0)
         if err < tol:
             break

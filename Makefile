@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_compare
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.spark
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -236,7 +236,10 @@ def _top(bound: float) -> float:
 def _limbs(values: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
     a = values * (_HI / top)
     hi = np.floor(a)
-    return hi.astype(np.int64), np.floor((a - hi) * _LO).astype(np.int64)
+    a -= hi                         # exact: the fraction below the first limb
+    a *= _LO
+    np.floor(a, out=a)
+    return hi.astype(np.int64), a.astype(np.int64)
 
 
 def _from_limbs(h, l, top: float):
@@ -305,13 +308,15 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
     pair_w = _sums(w[positive][order], starts, wtop)
     pair_src, pair_tgt = pairs % n, pairs // n
     _, into, into_key = _groups(pair_tgt)
+    leaky = np.flatnonzero(leak)                             # the rest add exact zeros to the total
+    leak_of = leak[leaky]
     x = np.full(n, 1.0 / n)
     err = math.inf
     for _ in range(max_iter):
         share = (d * x) * inv
         inbound = np.zeros(n)
         inbound[into_key] = _sums(share[pair_src] * pair_w, into, 2.0)
-        base = (d * _total(x * leak, 2.0) + (1.0 - d)) / n
+        base = (d * _total(x[leaky] * leak_of, 2.0) + (1.0 - d)) / n
         nxt = inbound + base
         err = _total(np.abs(nxt - x), 4.0)
         x = nxt

@@ -32,7 +32,7 @@ HIGGS = ROOT / "data" / "higgs-activity_time.txt.gz"
 INDEGREE = ROOT / "tests" / "algorithms" / "indegree_v1.py"
 KINDS = {"RT": "retweet", "MT": "mention", "RE": "reply"}
 BATCH = "b_73b32ca25bbc"
-EARLY, ALL = "s_a758a2144d26", "s_79ef9d391438"
+EARLY, ALL = "s_30377424e766", "s_36d4d2c02c91"
 
 
 def higgs_csv(path: Path, n: int = 2000) -> Path:

@@ -192,21 +192,35 @@ def test_a_bad_master_is_one_line_and_exit_2(small, master, monkeypatch, capsys)
     assert store_state(small["store"]) == before
 
 
-def test_missing_pyspark_is_one_line_and_exit_2(small, monkeypatch, capsys):
+@pytest.fixture
+def unscored(small, tmp_path) -> tuple[Path, str]:
+    """A copy of the store with a snapshot no engine has scored yet (a stored run is returned
+    without starting anything)."""
+    store = tmp_path / "audit.duckdb"
+    shutil.copy(small["store"], store)
+    snap = api.snapshot(store, as_of="2012-07-01", window="1d", now=NOW)
+    return store, snap.snapshot_id
+
+
+def test_missing_pyspark_is_one_line_and_exit_2(unscored, monkeypatch, capsys):
+    store, snapshot = unscored
+    before = store_state(store)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyspark" else real(name, *a))
-    code, out, err = run_cli(monkeypatch, capsys, "--store", str(small["store"]), "score", small["snapshot"],
+    code, out, err = run_cli(monkeypatch, capsys, "--store", str(store), "score", snapshot,
                              "activity@2", "--engine", "spark")
     assert (code, out) == (2, "")
     assert err == ("error: --engine spark needs pyspark, which is not installed; "
                    "pip install 'audit[spark]' (make test installs it)\n")
+    assert store_state(store) == before
 
 
-def test_missing_java_is_one_line_and_exit_2(small, monkeypatch, capsys, tmp_path):
+def test_missing_java_is_one_line_and_exit_2(unscored, monkeypatch, capsys, tmp_path):
+    store, snapshot = unscored
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))          # no java on it
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
-    code, out, err = run_cli(monkeypatch, capsys, "--store", str(small["store"]), "score", small["snapshot"],
+    code, out, err = run_cli(monkeypatch, capsys, "--store", str(store), "score", snapshot,
                              "activity@2", "--engine", "spark")
     assert (code, out) == (2, "")
     assert err == ("error: --engine spark needs Java 17 or later: no java on PATH and JAVA_HOME is not set; "

@@ -61,7 +61,12 @@ list_snapshots = listing(
 
 @cli.group()
 def export() -> None:
-    """Write stored inputs out of the store."""
+    """Write stored inputs out of the store (what --engine spark reads).
+
+    \b
+    Example:
+        audit export snapshot latest --out exports
+    """
 
 
 @export.command("snapshot")

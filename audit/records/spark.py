@@ -105,7 +105,7 @@ def session(options: SparkOptions):
     if _session is not None and _session_key == key:
         return _session
     stop()
-    warnings.filterwarnings("ignore", module=r"pyspark(\.|$)")
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
     builder = SparkSession.builder.master(options.master).appName("audit")

@@ -51,7 +51,7 @@ def statement(demo):
 
 @pytest.fixture(scope="session")
 def comparison(demo):
-    return api.compare(demo.store, demo.runs["activity@1"][-1], demo.runs["network@2"][-1])
+    return api.compare(demo.store, demo.runs["activity@1"][-1], demo.runs["network@3"][-1])
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +70,9 @@ def text_of(html: str) -> str:
 def test_transparency_shows_the_api_numbers(demo, transparency_data, reports):
     html = reports["transparency"]
     current, first = transparency_data.releases[-1], transparency_data.releases[0]
-    assert (current.algorithm.label, first.algorithm.label) == ("network@2", "activity@1")
-    assert html.index('<h2>network@2 <span class="badge ok">newest</span>') < \
-        html.index('<h2>activity@1 <span class="badge">superseded by network@2</span>')
+    assert (current.algorithm.label, first.algorithm.label) == ("network@3", "activity@1")
+    assert html.index('<h2>network@3 <span class="badge ok">newest</span>') < \
+        html.index('<h2>activity@1 <span class="badge">superseded by network@3</span>')
     cmp = api.compare(demo.store, current.comparison.baseline.run_id, current.comparison.candidate.run_id)
     assert f"<td>All accounts in both runs</td><td class=\"n\">{f['count'](cmp.coverage.both)}</td>" \
            f"<td class=\"n\">{f['corr'](cmp.spearman)}</td><td class=\"n\">{f['corr'](cmp.kendall_tau_b)}</td>" in html
@@ -162,7 +162,7 @@ def hostile(demo, tmp_path_factory):
     """A scratch copy of the store with a period named like a script, and results with hostile strings."""
     store = tmp_path_factory.mktemp("hostile") / "store.duckdb"
     shutil.copy(demo.store, store)
-    api.publish(store, demo.runs["network@2"][-1], period=XSS, now=NOW)
+    api.publish(store, demo.runs["network@3"][-1], period=XSS, now=NOW)
     data = api.transparency(store, rerun_runs=False)
     st = api.account_statement(store, demo.account, now=NOW)
     assert XSS in st.published["period"].to_list() and st.explanation is not None
@@ -195,7 +195,7 @@ def test_user_strings_are_escaped(hostile, name):
 def test_scripted_period_is_escaped_in_chart_and_table(hostile):
     html = hostile["account"]
     assert f'<td class="id">{ESCAPED}</td>' in html
-    assert f"as published (activity@1, network@2) {ESCAPED}: " in html       # the point's tooltip
+    assert f"as published (activity@1, network@3) {ESCAPED}: " in html       # the point's tooltip
 
 
 @pytest.mark.parametrize("name", ["transparency", "compare", "account"])
@@ -213,7 +213,7 @@ def test_self_contained(reports, name):
 @pytest.mark.slow
 def test_rebuilt_reports_are_byte_identical(demo, reports):
     again = {"transparency": render_transparency(api.transparency(demo.store)),
-             "compare": render_compare(api.compare(demo.store, demo.runs["activity@1"][-1], demo.runs["network@2"][-1])),
+             "compare": render_compare(api.compare(demo.store, demo.runs["activity@1"][-1], demo.runs["network@3"][-1])),
              "account": render_account(api.account_statement(demo.store, demo.account, now=NOW))}
     for name, html in reports.items():
         assert again[name].encode() == html.encode(), name

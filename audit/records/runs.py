@@ -145,9 +145,11 @@ def compute_on_spark(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: 
             mapped = np.asarray(module.to_score(checked["raw"].to_numpy(), norm, algorithm.params), dtype=np.float64)
             off = np.flatnonzero(mapped != checked["score"].to_numpy())
             if off.size:
-                raise AuditError(f"algorithm {algorithm.label}: compute_spark() gave account {checked['account_id'][int(off[0])]} "
-                                 f"the score {checked['score'][int(off[0])]!r}, its to_score() gives {mapped[off[0]]!r}; "
-                                 "the scores of a Spark run must be the version's own mapping of raw")
+                i = int(off[0])
+                raise AuditError(f"algorithm {algorithm.label}: compute_spark() gave account "
+                                 f"{checked['account_id'][i]} the score {checked['score'][i]!r}, its to_score() "
+                                 f"gives {mapped[i]!r}; the scores of a Spark run must be the version's own "
+                                 "mapping of raw")
     except AuditError:
         raise
     except Exception as exc:

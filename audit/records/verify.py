@@ -118,7 +118,8 @@ def within_tolerance(local: pl.DataFrame, stored: pl.DataFrame) -> str | None:
         off = np.abs(a - b) > RAW_RTOL * np.maximum(np.abs(a), np.abs(b))
         if off.any():
             i = int(np.argmax(off))
-            return f"{'raw' if c == 'raw' else 'component ' + c} of account {local['account_id'][i]}: {b[i]!r} vs {a[i]!r} locally"
+            what = "raw" if c == "raw" else f"component {c}"
+            return f"{what} of account {local['account_id'][i]}: {b[i]!r} vs {a[i]!r} locally"
     a, b = local["score"].to_numpy(), stored["score"].to_numpy()
     steps_a, steps_b = np.round(a / SCORE_STEP), np.round(b / SCORE_STEP)
     if (steps_a != steps_b).any():

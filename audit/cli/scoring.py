@@ -28,7 +28,8 @@ list_algorithms = listing(
     "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
     """List registered algorithm versions with their parameters.
 
-    Shipped versions (activity@1, network@2, network@3) are registered the first time they score.
+    Shipped versions (activity@1, activity@2, network@2, network@3) are registered the first time they
+    score.
 
     \b
     Example:

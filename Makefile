@@ -10,7 +10,7 @@ OUT    ?= out
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench,spark]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.bench_gaming
+	$(BIN)/python -m bench.spark
 
 clean:
 	rm -rf $(OUT) .pytest_cache

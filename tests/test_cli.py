@@ -285,7 +285,7 @@ def test_every_command_is_listed():
     assert {c[0] for c in SUBCOMMANDS} >= {
         "ingest", "snapshot", "snapshots", "runs", "algorithms", "register", "score", "scores", "publish",
         "publications", "history", "compare", "explain", "report", "verify", "demo"}
-    assert {c[1] for c in SUBCOMMANDS if len(c) == 2} == {"transparency", "compare", "account"}
+    assert {c[1] for c in SUBCOMMANDS if len(c) == 2} == {"transparency", "compare", "account", "snapshot"}
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)

@@ -218,6 +218,68 @@ def _signed_weights(interactions: pl.DataFrame, params: dict) -> tuple[np.ndarra
     return kind, per_kind[kind] * signed
 
 
+# ---------------------------------------------------------------- exact sums
+# Every sum below is exact in fixed point: each term is cut into two integer limbs (2^-60 and
+# 2^-92 of `top`, a power of two bounding the sum), the limbs are added as 64-bit integers, and
+# the total is turned back into a double by one fixed expression. Integer addition does not
+# depend on order, so any engine that adds the same terms in any order, on any number of
+# partitions, gets the same bits; compute_spark below does exactly these steps.
+_HI, _LO = 2.0 ** 60, 2.0 ** 32
+_MASK = (1 << 32) - 1
+
+
+def _top(bound: float) -> float:
+    """The smallest power of two above BOUND (> 0): the scale of an exact sum bounded by it."""
+    return 2.0 ** math.frexp(bound)[1] if bound > 0 else 1.0
+
+
+def _limbs(values: np.ndarray, top: float) -> tuple[np.ndarray, np.ndarray]:
+    a = values * (_HI / top)
+    hi = np.floor(a)
+    a -= hi                         # exact: the fraction below the first limb
+    a *= _LO
+    np.floor(a, out=a)
+    return hi.astype(np.int64), a.astype(np.int64)
+
+
+def _from_limbs(h, l, top: float):
+    """The double of an exact limb total (numpy arrays or Python ints; the same operations)."""
+    h = h + (l >> 32)
+    l = l & _MASK
+    if isinstance(h, np.ndarray):
+        return h.astype(np.float64) * (top / _HI) + l.astype(np.float64) * (top / (_HI * _LO))
+    return float(h) * (top / _HI) + float(l) * (top / (_HI * _LO))
+
+
+def _total(values: np.ndarray, top: float) -> float:
+    hi, lo = _limbs(values, top)
+    return _from_limbs(int(hi.sum()), int(lo.sum()), top)
+
+
+def _groups(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """order (a stable sort of KEYS), the start of each run of equal keys, and those keys."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    return order, starts, ordered[starts]
+
+
+def _sums(ordered_values: np.ndarray, starts: np.ndarray, top: float) -> np.ndarray:
+    """Exact sums of runs of ORDERED_VALUES beginning at STARTS."""
+    if not len(starts):
+        return np.zeros(0)
+    hi, lo = _limbs(ordered_values, top)
+    return _from_limbs(np.add.reduceat(hi, starts), np.add.reduceat(lo, starts), top)
+
+
+def _by(keys: np.ndarray, values: np.ndarray, n: int, top: float) -> np.ndarray:
+    """Exact sums of VALUES by integer KEY in 0..n-1 (0.0 for a key without values)."""
+    order, starts, uniq = _groups(keys)
+    out = np.zeros(n)
+    out[uniq] = _sums(values[order], starts, top)
+    return out
+
+
 def _empty() -> pl.DataFrame:
     return pl.DataFrame(schema={"account_id": pl.String, "raw": pl.Float64, "score": pl.Float64,
                                 **{c: pl.Float64 for c in COMPONENTS}})
@@ -231,44 +293,173 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
         return _empty()
     kind, w = _signed_weights(interactions, params)
     keep = (w != 0) & (src != tgt)
-    src, tgt, kind, w = src[keep], tgt[keep], kind[keep], w[keep]
-    d = float(params["damping"])
-    out = np.bincount(src, weights=np.abs(w), minlength=n)
+    src, tgt, kind, w = src[keep].astype(np.int64), tgt[keep].astype(np.int64), kind[keep], w[keep]
+    d, tol, max_iter = float(params["damping"]), float(params["tol"]), int(params["max_iter"])
+    size = np.abs(w)
+    wtop = _top(len(w) * float(size.max())) if len(w) else 1.0
+    negative, positive = w < 0, w > 0
+    out = _by(src, size, n, wtop)                             # W_j: all the weight j gave
+    lost = _by(src[negative], size[negative], n, wtop)       # the part of it given as distrust
     inv = np.zeros(n)
     np.divide(1.0, out, out=inv, where=out > 0)
-    positive = w > 0
-    lost = np.bincount(src[~positive], weights=-w[~positive], minlength=n) * inv   # share of each account given as distrust
-    dangling = np.flatnonzero(out == 0)
-    # transposed adjacency of the positive edges: row A holds the weights into A (duplicates summed once)
-    inbound = sp.csr_matrix((w[positive], (tgt[positive], src[positive])), shape=(n, n))
+    leak = np.where(out > 0, lost * inv, 1.0)                # share of j's mass spread evenly
+    # positive edges merged per (source, target), ordered by target, then source
+    order, starts, pairs = _groups(tgt[positive] * n + src[positive])
+    pair_w = _sums(w[positive][order], starts, wtop)
+    pair_src, pair_tgt = pairs % n, pairs // n
+    _, into, into_key = _groups(pair_tgt)
+    leaky = np.flatnonzero(leak)                             # the rest add exact zeros to the total
+    leak_of = leak[leaky]
     x = np.full(n, 1.0 / n)
-    tol, err = float(params["tol"]), math.inf
-    for _ in range(int(params["max_iter"])):
-        nxt = d * (inbound @ (x * inv))
-        nxt += (d * (x[dangling].sum() + x @ lost) + (1.0 - d)) / n
-        err = float(np.abs(nxt - x).sum())
+    err = math.inf
+    for _ in range(max_iter):
+        share = (d * x) * inv
+        inbound = np.zeros(n)
+        inbound[into_key] = _sums(share[pair_src] * pair_w, into, 2.0)
+        base = (d * _total(x[leaky] * leak_of, 2.0) + (1.0 - d)) / n
+        nxt = inbound + base
+        err = _total(np.abs(nxt - x), 4.0)
         x = nxt
         if err < tol:
             break
     else:
-        raise RuntimeError(f"network@3: PageRank did not converge in {params['max_iter']} iterations "
+        raise RuntimeError(f"network@3: PageRank did not converge in {max_iter} iterations "
                            f"(L1 change {err:.3g}, tol {tol:g})")
     # one more application of the operator, split by where the mass comes from
-    share = d * x * inv
+    flow = ((d * x) * inv)[src] * size
     k = len(KINDS)
-    flows = share[src] * w
-    by_kind = np.bincount(tgt[positive].astype(np.int64) * k + kind[positive], weights=flows[positive],
-                          minlength=n * k).reshape(n, k)
+    by_kind = _by(tgt[positive] * k + kind[positive], flow[positive], n * k, 2.0).reshape(n, k)
     columns = {"teleport": np.full(n, (1.0 - d) / n),
-               "dangling": np.full(n, d * (x[dangling].sum() + x @ lost) / n)}
+               "dangling": np.full(n, d * _total(x * leak, 2.0) / n)}
     for j, name in enumerate(KINDS):
         columns[f"inbound_{name}"] = by_kind[:, j]
-    columns["distrust"] = np.bincount(tgt[~positive], weights=flows[~positive], minlength=n)
+    columns["distrust"] = 0.0 - _by(tgt[negative], flow[negative], n, 2.0)
     raw = columns["teleport"].copy()
     for name in list(COMPONENTS)[1:]:
         raw += columns[name]
     result = pl.DataFrame({"account_id": ids, "raw": raw, "score": np.zeros(n), **columns})
     return result.with_columns(pl.Series("score", to_score(raw, normalisation(result, params), params)))
+
+
+# ---------------------------------------------------------------- on Apache Spark
+
+def compute_spark(spark, interactions, accounts, params):
+    """score() on Spark DataFrames, step for step: the same weights, exact sums (the same limbs,
+    added by Spark), the same iteration and stopping rule, and the same to_score (numpy, in the
+    Python workers), so every value comes out bit for bit as score() gives it. PageRank runs as
+    iterated joins on 64-bit keys (xxhash64 of the id, checked free of collisions), the edges
+    and the rank vector partitioned alike by source, the rank vector checkpointed each iteration
+    so the plan does not grow."""
+    from pyspark.sql import functions as F
+
+    d, tol, max_iter = float(params["damping"]), float(params["tol"]), int(params["max_iter"])
+    parts = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    col, lit = F.col, F.lit
+
+    def limbs(value, top, name):
+        a = value * lit(_HI / top)
+        return [F.floor(a).alias(f"{name}_h"), F.floor((a - F.floor(a)) * lit(_LO)).alias(f"{name}_l")]
+
+    def sums(name, when=None, alias=None):
+        h, l = col(f"{name}_h"), col(f"{name}_l")
+        if when is not None:
+            h, l = F.when(when, h).otherwise(0), F.when(when, l).otherwise(0)
+        alias = alias or name
+        return [F.sum(h).alias(f"{alias}_h"), F.sum(l).alias(f"{alias}_l")]
+
+    def value(name, top):
+        h = col(f"{name}_h") + F.shiftright(col(f"{name}_l"), 32)
+        l = col(f"{name}_l").bitwiseAND(lit(_MASK))
+        return F.coalesce(h.cast("double") * lit(top / _HI) + l.cast("double") * lit(top / (_HI * _LO)), lit(0.0))
+
+    def total(row, name, top):
+        return _from_limbs(int(row[f"{name}_h"] or 0), int(row[f"{name}_l"] or 0), top)
+
+    ids = (interactions.select(col("source").alias("account_id"))
+           .union(interactions.select(col("target").alias("account_id")))
+           .union(accounts.select("account_id")).distinct()
+           .withColumn("id", F.xxhash64("account_id")).persist())
+    n = ids.count()
+    if n == 0:
+        return spark.createDataFrame([], ", ".join(f"{c} {'string' if c == 'account_id' else 'double'}"
+                                                    for c in _empty().columns))
+    if ids.select("id").distinct().count() != n:
+        raise RuntimeError("network@3: two account ids share an xxhash64 key; this snapshot cannot run on Spark")
+    table = params["kind_weights"]
+    unknown = sorted(set(table) - set(KINDS))
+    if unknown:
+        raise ValueError(f"network@3: kind_weights has unknown kinds {unknown}; known: {list(KINDS)}")
+    kind_weight = lit(0.0)
+    for name in KINDS:
+        kind_weight = F.when(col("kind") == name, lit(float(table.get(name, 0.0)))).otherwise(kind_weight)
+    signed = F.when(col("kind") == "rating", col("weight")).otherwise(F.greatest(col("weight"), lit(0.0)))
+    edges = (interactions
+             .select(F.xxhash64("source").alias("src"), F.xxhash64("target").alias("tgt"), "kind",
+                     (kind_weight * signed).alias("w"))
+             .where((col("w") != 0) & (col("src") != col("tgt")))
+             .withColumn("size", F.abs(col("w"))).persist())
+    stats = edges.agg(F.count(lit(1)).alias("e"), F.max("size").alias("m")).first()
+    wtop = _top(stats["e"] * float(stats["m"])) if stats["e"] else 1.0
+    given = (edges.select("src", "w", *limbs(col("size"), wtop, "out"))
+             .groupBy("src").agg(*sums("out"), *sums("out", col("w") < 0, "lost")))
+    out, lost = value("out", wtop), value("lost", wtop)
+    nodes = (ids.join(given, ids["id"] == given["src"], "left")
+             .select("id", "account_id", out.alias("out"), lost.alias("lost"))
+             .select("id", "account_id",
+                     F.when(col("out") > 0, lit(1.0) / col("out")).otherwise(lit(0.0)).alias("inv"), "out", "lost")
+             .select("id", "account_id", "inv",
+                     F.when(col("out") > 0, col("lost") * col("inv")).otherwise(lit(1.0)).alias("leak")))
+    pairs = (edges.where(col("w") > 0).select("src", "tgt", *limbs(col("w"), wtop, "pw"))
+             .groupBy("src", "tgt").agg(*sums("pw"))
+             .select("src", "tgt", value("pw", wtop).alias("pw"))
+             .repartition(parts, "src").persist())
+    pairs.count()
+    ranks = (nodes.select("id", "inv", "leak", lit(1.0 / n).alias("x"))
+             .select("*", *limbs(col("x") * col("leak"), 2.0, "lk"))
+             .repartition(parts, "id").localCheckpoint(eager=True))
+    leak = total(ranks.agg(*sums("lk")).first(), "lk", 2.0)
+    err = math.inf
+    for _ in range(max_iter):
+        base = (d * leak + (1.0 - d)) / n
+        share = ranks.select(col("id").alias("src"), ((lit(d) * col("x")) * col("inv")).alias("share"))
+        inbound = (pairs.join(share, "src").select("tgt", *limbs(col("share") * col("pw"), 2.0, "in"))
+                   .groupBy("tgt").agg(*sums("in")))
+        nxt = (ranks.join(inbound, ranks["id"] == inbound["tgt"], "left")
+               .select("id", "inv", "leak", col("x").alias("old"), (value("in", 2.0) + lit(base)).alias("x"))
+               .select("id", "inv", "leak", "x", *limbs(F.abs(col("x") - col("old")), 4.0, "err"),
+                       *limbs(col("x") * col("leak"), 2.0, "lk"))
+               .localCheckpoint(eager=False))                 # cut the lineage: the plan stays bounded
+        row = nxt.agg(*sums("err"), *sums("lk")).first()     # one job computes and keeps the iterate
+        ranks, err, leak = nxt, total(row, "err", 4.0), total(row, "lk", 2.0)
+        if err < tol:
+            break
+    else:
+        raise RuntimeError(f"network@3: PageRank did not converge in {max_iter} iterations "
+                           f"(L1 change {err:.3g}, tol {tol:g})")
+    share = ranks.select(col("id").alias("src"), ((lit(d) * col("x")) * col("inv")).alias("share"))
+    flows = (edges.join(share, "src").select("tgt", "kind", "w", *limbs(col("share") * col("size"), 2.0, "f"))
+             .groupBy("tgt").agg(*[s for name in KINDS for s in sums("f", (col("w") > 0) & (col("kind") == name), name)],
+                                 *sums("f", col("w") < 0, "distrust")))
+    teleport, dangling = (1.0 - d) / n, d * leak / n
+    parts_of_raw = [lit(teleport).alias("teleport"), lit(dangling).alias("dangling"),
+                    *[value(name, 2.0).alias(f"inbound_{name}") for name in KINDS],
+                    (lit(0.0) - value("distrust", 2.0)).alias("distrust")]
+    result = (ids.join(flows, ids["id"] == flows["tgt"], "left").select("account_id", *parts_of_raw))
+    raw = col("teleport")
+    for name in list(COMPONENTS)[1:]:
+        raw = raw + col(name)
+    result = result.select("account_id", raw.alias("raw"), lit(0.0).alias("score"), *COMPONENTS)
+    norm = {"n": float(n)}
+
+    def mapped(batches):
+        import pyarrow as pa
+        for batch in batches:
+            scores = to_score(batch.column("raw").to_numpy(zero_copy_only=False), norm, params)
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(scores) if name == "score" else batch.column(name) for name in batch.schema.names],
+                schema=batch.schema)
+
+    return result.mapInArrow(mapped, result.schema)
 
 
 def measure(component: str, value: float, norm: dict, params: dict) -> float:

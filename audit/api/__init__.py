@@ -13,6 +13,7 @@ from ..analysis.gaming import GamingAudit
 from ..inputs.batches import IngestResult
 from ..progress import Step, quiet
 from ..records.algorithms import Algorithm
+from ..records.exports import Export
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
@@ -21,7 +22,7 @@ from ._store import Store
 from .analyses import compare, explain, verify
 from .demo import DemoResult, run_demo
 from .gaming import gaming, gaming_audits, get_gaming
-from .inputs import get_snapshot, ingest, snapshot, snapshots
+from .inputs import export_snapshot, get_snapshot, ingest, snapshot, snapshots
 from .lookup import Change, Lookup, LookupRow, ScoreCard, ScoreSource, StoreScores, account_score, lookup_scores
 from .publishing import history, publications, publish
 from .reports import (AccountStatement, StoreOverview, TransparencyData, account_statement, store_overview,
@@ -30,8 +31,8 @@ from .runs import algorithms, get_algorithm, get_run, register, runs, score, sco
 
 __all__ = [
     "AccountStatement", "Change", "Lookup", "LookupRow", "ScoreCard", "ScoreSource", "StoreScores",
-    "account_score", "lookup_scores", "StoreOverview", "store_overview", "Algorithm", "DemoResult", "Explanation", "GamingAudit", "IngestResult", "Publication", "Run", "Snapshot",
-    "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain",
+    "account_score", "lookup_scores", "StoreOverview", "store_overview", "Algorithm", "DemoResult", "Explanation", "Export", "GamingAudit", "IngestResult", "Publication", "Run", "Snapshot",
+    "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain", "export_snapshot",
     "gaming", "gaming_audits", "get_algorithm", "get_gaming", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
     "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency", "verify",
 ]

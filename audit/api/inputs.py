@@ -9,6 +9,7 @@ from ..inputs.batches import IngestResult, file_sha256, find_by_file, prepare, s
 from ..progress import Step, quiet
 from ..store.db import check_folder
 from ..records import snapshots as snaps
+from ..records.exports import Export, export_snapshot as export_to
 from ..records.snapshots import Snapshot
 from ._store import Store, is_path, reading, writing
 
@@ -51,3 +52,10 @@ def get_snapshot(store: Store, ref: str) -> Snapshot:
     """One snapshot by id, unique prefix, or `latest`."""
     with reading(store) as con:
         return snaps.resolve(con, ref)
+
+
+def export_snapshot(store: Store, snapshot: str, out: str | Path) -> Export:
+    """Write SNAPSHOT's inputs as Parquet to OUT/<snapshot content hash>/ (files already there are
+    reused when their recorded sha256 matches); what --engine spark reads."""
+    with reading(store) as con:
+        return export_to(con, snaps.resolve(con, snapshot), out)

@@ -1,6 +1,7 @@
 """Facade: algorithm versions, runs and their scores."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ..records import runs as runs_
 from ..records import snapshots as snaps
 from ..records.algorithms import Algorithm
 from ..records.runs import Run
-from ._store import Store, reading, writing
+from ._store import Store, is_path, reading, writing
 
 
 def register(store: Store, path: str | Path, *, now: datetime) -> tuple[Algorithm, bool]:
@@ -48,12 +49,28 @@ def get_algorithm(store: Store, ref: str) -> Algorithm:
         return algos.resolve(con, ref, None)
 
 
-def score(store: Store, snapshot: str, algorithm: str, *, now: datetime, counterfactual: bool = False) -> Run:
-    """Score SNAPSHOT with ALGORITHM (name@version) and store the run; an existing run is returned."""
+def score(store: Store, snapshot: str, algorithm: str, *, now: datetime, counterfactual: bool = False,
+          engine: str = "local", master: str | None = None, conf: Sequence[str] = (),
+          data_dir: str | Path | None = None) -> Run:
+    """Score SNAPSHOT with ALGORITHM (name@version) and store the run; an existing run is returned.
+
+    engine "spark" runs the version's compute_spark on Apache Spark (`master`, default local[2];
+    `conf`, KEY=VALUE settings) from the snapshot exported to Parquet under `data_dir` (default: the
+    folder `<store name>-parquet` beside a store file)."""
+    options = None
+    if engine == runs_.SPARK:
+        from ..records.spark import DEFAULT_MASTER, SparkOptions, check_master, parse_conf
+        if data_dir is None and is_path(store):
+            data_dir = Path(store).with_name(Path(store).stem + "-parquet")
+        options = SparkOptions(master=check_master(master or DEFAULT_MASTER), conf=parse_conf(conf),
+                               data_dir=None if data_dir is None else Path(data_dir))
+    elif master is not None or conf:
+        raise AuditError("--master and --conf are settings of --engine spark")
     with writing(store) as con:
         snap = snaps.resolve(con, snapshot)
         algo = algos.resolve(con, algorithm, now)
-        return runs_.score_snapshot(con, snap, algo, now, counterfactual=counterfactual)
+        return runs_.score_snapshot(con, snap, algo, now, counterfactual=counterfactual, engine=engine,
+                                    spark=options)
 
 
 def runs(store: Store) -> list[Run]:

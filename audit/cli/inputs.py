@@ -57,3 +57,32 @@ list_snapshots = listing(
     Example:
         audit snapshots --json
     """)
+
+
+@cli.group()
+def export() -> None:
+    """Write stored inputs out of the store (what --engine spark reads).
+
+    \b
+    Example:
+        audit export snapshot latest --out exports
+    """
+
+
+@export.command("snapshot")
+@click.argument("snapshot")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder to write into; the files go to OUT/<snapshot content hash>/.")
+@json_option
+@click.pass_context
+def export_snapshot(ctx: click.Context, snapshot: str, out: str, as_json: bool) -> None:
+    """Write SNAPSHOT's inputs as Parquet (interactions.parquet, accounts.parquet and a manifest
+    with their sha256) to OUT/<snapshot content hash>/, as --engine spark does. Files already
+    there are reused only when their recorded sha256 matches.
+
+    \b
+    Example:
+        audit export snapshot latest --out exports
+    """
+    result = api.export_snapshot(store_of(ctx), snapshot, out)
+    emit(present.export_json(result), present.export_text(result), as_json)

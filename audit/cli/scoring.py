@@ -28,7 +28,8 @@ list_algorithms = listing(
     "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
     """List registered algorithm versions with their parameters.
 
-    Shipped versions (activity@1, network@2, network@3) are registered the first time they score.
+    Shipped versions (activity@1, activity@2, network@2, network@3) are registered the first time they
+    score.
 
     \b
     Example:
@@ -39,20 +40,31 @@ list_algorithms = listing(
 @cli.command()
 @click.argument("snapshot")
 @click.argument("algorithm")
+@click.option("--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+              help="local: polars, numpy, scipy in this process (the reference); spark: the version's "
+                   "compute_spark on Apache Spark.")
+@click.option("--master", default=None, help="Spark master: local[2] (default), spark://HOST:7077 or yarn.")
+@click.option("--conf", "conf", multiple=True, metavar="KEY=VALUE", help="A Spark setting (repeat for many).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of the Parquet exports Spark reads (default: <store name>-parquet beside the store).")
 @json_option
 @click.pass_context
-def score(ctx: click.Context, snapshot: str, algorithm: str, as_json: bool) -> None:
+def score(ctx: click.Context, snapshot: str, algorithm: str, engine: str, master: str | None,
+          conf: tuple[str, ...], data_dir: str | None, as_json: bool) -> None:
     """Score SNAPSHOT (id, prefix or `latest`) with ALGORITHM (NAME@VERSION) and store the run.
 
-    Scoring the same snapshot with the same version again returns the stored run.
+    Scoring the same snapshot with the same version on the same engine again returns the stored
+    run. A Spark run gives the same scores as a local run (README, "Scaling out").
 
     \b
     Example:
         audit score latest network@3
+        audit score latest network@3 --engine spark --master local[2]
     """
     progress = steps()
-    progress(f"scoring {snapshot} with {algorithm}")
-    run = api.score(store_of(ctx), snapshot, algorithm, now=now_utc())
+    progress(f"scoring {snapshot} with {algorithm}" + (f" on {engine}" if engine != "local" else ""))
+    run = api.score(store_of(ctx), snapshot, algorithm, now=now_utc(), engine=engine, master=master,
+                    conf=conf, data_dir=data_dir)
     progress.done()
     emit(present.scored_json(run), present.scored_text(run), as_json)
 

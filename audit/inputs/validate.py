@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import os
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,9 @@ class Check:
 
 def _gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")   # never phone home
+    # great-expectations imports pyspark when it is installed (the spark extra), and pyspark warns
+    # about the pandas version on import: nothing a user of `ingest` can act on
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
     import great_expectations as gx
     return gx
 

@@ -10,7 +10,7 @@ from .compare import comparison_json, comparison_text
 from .explain import explanation_json, explanation_text
 from .gaming import gaming_json, gaming_text
 from .lookup import lookup_json, lookup_text, score_card_json, score_card_text
-from .records import (algorithm_json, algorithms_json, algorithms_text, history_json, history_text, ingest_json,
+from .records import (algorithm_json, algorithms_json, algorithms_text, engine_text, export_json, export_text, history_json, history_text, ingest_json,
                       ingest_text, ingest_warnings, missing_warnings, publication_json, publications_json,
                       publications_text, published_json, published_text, registered_json, registered_text, run_json,
                       runs_json, runs_text, scored_json, scored_text, scores_json, scores_text, snapshot_created_json,
@@ -28,7 +28,7 @@ def written_text(path: str, size: int) -> str:
 
 
 __all__ = [
-    "algorithm_json", "algorithms_json", "algorithms_text", "comparison_json", "comparison_text", "dumps", "explanation_json", "explanation_text", "gaming_json", "gaming_text",
+    "algorithm_json", "algorithms_json", "algorithms_text", "comparison_json", "comparison_text", "dumps", "engine_text", "explanation_json", "explanation_text", "export_json", "export_text", "gaming_json", "gaming_text",
     "history_json", "history_text", "lookup_json", "lookup_text", "score_card_json", "score_card_text", "ingest_json", "ingest_text", "ingest_warnings", "missing_warnings", "plain",
     "plural", "publication_json", "publications_json", "publications_text", "published_json", "published_text",
     "registered_json", "registered_text", "run_json", "runs_json", "runs_text", "scored_json", "scored_text",

@@ -9,6 +9,7 @@ import polars as pl
 
 from ..inputs.batches import IngestResult
 from ..records.algorithms import Algorithm
+from ..records.exports import Export
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
@@ -99,12 +100,33 @@ def algorithms_text(items: list[Algorithm]) -> str:
     return "\n".join(lines)
 
 
+def export_json(e: Export) -> dict[str, Any]:
+    return {"snapshot_id": e.snapshot_id, "content_hash": e.content_hash, "folder": str(e.folder),
+            "interactions": e.interactions, "accounts": e.accounts, "files": e.files, "reused": e.reused}
+
+
+def export_text(e: Export) -> str:
+    verb = "reused" if e.reused else "exported"
+    return (f"{verb} snapshot {e.snapshot_id} as Parquet in {e.folder}: {e.interactions:,} interactions, "
+            f"{e.accounts:,} account rows (sha256 " + ", ".join(f"{n} {h[:12]}" for n, h in sorted(e.files.items()))
+            + ")")
+
+
 # ---------------------------------------------------------------- runs and scores
 
 def run_json(r: Run) -> dict[str, Any]:
     return {"run_id": r.run_id, "snapshot_id": r.snapshot_id, "algorithm": r.algorithm,
             "algorithm_id": r.algorithm_id, "accounts": r.accounts, "result_hash": r.result_hash,
-            "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual}
+            "engine": r.engine, "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual}
+
+
+def engine_text(r: Run) -> str:
+    """Which engine made a run: "" for the local one, else e.g. " on spark (local[2], 4 partitions)"."""
+    if r.engine == "local":
+        return ""
+    where = ", ".join(x for x in (r.engines.get("master"), r.engines.get("partitions") and
+                                  f"{r.engines['partitions']} partitions") if x)
+    return f" on {r.engine}" + (f" ({where})" if where else "")
 
 
 def scored_json(r: Run) -> dict[str, Any]:
@@ -114,7 +136,7 @@ def scored_json(r: Run) -> dict[str, Any]:
 def scored_text(r: Run) -> str:
     verb = "run" if r.new else "already scored: run"
     return (f"{verb} {r.run_id}: {plural(r.accounts, 'account')} of {r.snapshot_id} scored with "
-            f"{r.algorithm} in {r.seconds:.2f}s (result {r.result_hash[:12]})")
+            f"{r.algorithm}{engine_text(r)} in {r.seconds:.2f}s (result {r.result_hash[:12]})")
 
 
 def runs_json(items: list[Run]) -> list[dict[str, Any]]:
@@ -124,9 +146,9 @@ def runs_json(items: list[Run]) -> list[dict[str, Any]]:
 def runs_text(items: list[Run]) -> str:
     if not items:
         return 'no runs yet; "audit score latest network@2" makes one'
-    lines = [f"{'run':<15} {'snapshot':<15} {'algorithm':<12} {'accounts':>9} {'seconds':>8}  note"]
-    lines += [f"{r.run_id:<15} {r.snapshot_id:<15} {r.algorithm:<12} {r.accounts:>9,} {r.seconds:>8.2f}"
-              f"  {'counterfactual' if r.counterfactual else ''}" for r in items]
+    lines = [f"{'run':<15} {'snapshot':<15} {'algorithm':<12} {'engine':<6} {'accounts':>9} {'seconds':>8}  note"]
+    lines += [f"{r.run_id:<15} {r.snapshot_id:<15} {r.algorithm:<12} {r.engine:<6} {r.accounts:>9,} {r.seconds:>8.2f}"
+              f"  {'counterfactual' if r.counterfactual else ''}".rstrip() for r in items]
     return "\n".join(lines)
 
 

@@ -21,7 +21,8 @@ from ..store.db import append_log, dicts, required
 from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
 from ..store.recipes import algorithm_hash, logged
 
-SHIPPED = {"activity@1": "activity_v1.py", "network@2": "network_v2.py", "network@3": "network_v3.py"}
+SHIPPED = {"activity@1": "activity_v1.py", "activity@2": "activity_v2.py", "network@2": "network_v2.py",
+           "network@3": "network_v3.py"}
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "COMPONENTS", "score")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 

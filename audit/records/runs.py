@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -21,11 +21,16 @@ import polars as pl
 from ..errors import AuditError, NotFound
 from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
 from ..store.hashing import canonical_json
-from ..store.recipes import logged, result_hash, run_hash, run_id_for
+from ..store.recipes import LOCAL, logged, result_hash, run_hash, run_id_for
 from .algorithms import Algorithm, verified_module
 from .snapshots import Snapshot, load_inputs
 
+if TYPE_CHECKING:
+    from .spark import SparkOptions
+
 ENGINES = ("duckdb", "polars", "numpy", "scipy")
+SPARK = "spark"
+ENGINE_NAMES = (LOCAL, SPARK)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Run:
     seconds: float
     counterfactual: bool
     created_at: datetime
+    engine: str = LOCAL         # local | spark
     new: bool = False
 
 
@@ -114,6 +120,45 @@ def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm
     return result_frame(checked, algorithm), (None if norm is None else json.loads(canonical_json(norm)))
 
 
+def compute_on_spark(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm, run_id: str,
+                     options: SparkOptions) -> tuple[pl.DataFrame, dict | None, dict[str, Any]]:
+    """Execute the stored source's compute_spark on Spark, from the snapshot exported to Parquet; the
+    result passes the same output contract as a local run, and its scores must be exactly the
+    version's own to_score of its raw values. Returns the stored-shape frame, the normalisation and
+    what the run records about the engine."""
+    from . import exports, spark
+    module = verified_module(algorithm)
+    spark.check_version(module, algorithm.label)
+    spark.require()
+    spark.check_master(options.master)
+    if options.data_dir is None:
+        raise AuditError("--engine spark needs a folder for the Parquet exports (--data-dir)")
+    export = exports.export_snapshot(con, snap, options.data_dir)
+    result, described = spark.compute(module, algorithm.label, algorithm.params, export.folder,
+                                      export.folder / "runs" / run_id, options)
+    checked = check_output(result, algorithm, snap.accounts)
+    norm = None
+    try:
+        if hasattr(module, "normalisation"):
+            norm = module.normalisation(checked, algorithm.params)
+        if norm is not None and hasattr(module, "to_score"):
+            mapped = np.asarray(module.to_score(checked["raw"].to_numpy(), norm, algorithm.params), dtype=np.float64)
+            off = np.flatnonzero(mapped != checked["score"].to_numpy())
+            if off.size:
+                i = int(off[0])
+                raise AuditError(f"algorithm {algorithm.label}: compute_spark() gave account "
+                                 f"{checked['account_id'][i]} the score {checked['score'][i]!r}, its to_score() "
+                                 f"gives {mapped[i]!r}; the scores of a Spark run must be the version's own "
+                                 "mapping of raw")
+    except AuditError:
+        raise
+    except Exception as exc:
+        raise AuditError(f"algorithm {algorithm.label} failed on snapshot {snap.snapshot_id}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    return (result_frame(checked, algorithm), None if norm is None else json.loads(canonical_json(norm)),
+            described)
+
+
 def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
     """The population statistics stored with a run (None for a version without normalisation())."""
     rows = dicts(con, "SELECT norm FROM run_normalisation WHERE run_id = ?", [run_id])
@@ -121,7 +166,7 @@ def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | 
 
 
 _COLUMNS = ("r.run_id, r.snapshot_id, r.algorithm_id, a.name || '@' || a.version AS algorithm, r.accounts, "
-            "r.result_hash, r.engines, r.seconds, r.counterfactual, r.created_at")
+            "r.result_hash, r.engines, r.seconds, r.counterfactual, r.created_at, r.engine")
 _FROM = "FROM run r JOIN algorithm a USING (algorithm_id)"
 
 
@@ -129,10 +174,11 @@ def _run(row: dict) -> Run:
     return Run(**{**row, "engines": json.loads(row["engines"])})
 
 
-def find_for(con: duckdb.DuckDBPyConnection, snapshot_id: str, algorithm_id: str) -> Run | None:
-    """The run of this snapshot with this algorithm version, if it was scored."""
-    rows = dicts(con, f"SELECT {_COLUMNS} {_FROM} WHERE snapshot_id = ? AND algorithm_id = ?",
-                 [snapshot_id, algorithm_id])
+def find_for(con: duckdb.DuckDBPyConnection, snapshot_id: str, algorithm_id: str,
+             engine: str = LOCAL) -> Run | None:
+    """The run of this snapshot with this algorithm version on this engine, if it was scored."""
+    rows = dicts(con, f"SELECT {_COLUMNS} {_FROM} WHERE snapshot_id = ? AND algorithm_id = ? AND engine = ?",
+                 [snapshot_id, algorithm_id, engine])
     return _run(rows[0]) if rows else None
 
 
@@ -155,32 +201,41 @@ def resolve(con: duckdb.DuckDBPyConnection, ref: str) -> Run:
 def list_all(con: duckdb.DuckDBPyConnection) -> list[Run]:
     """Every run, by snapshot as-of, then algorithm."""
     return [_run(r) for r in dicts(con, f"SELECT {_COLUMNS} {_FROM} JOIN snapshot s USING (snapshot_id) "
-                                        "ORDER BY s.as_of, a.name, a.version, r.run_id")]
+                                        "ORDER BY s.as_of, a.name, a.version, r.engine, r.run_id")]
 
 
 def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm,
-                   now: datetime, *, counterfactual: bool = False) -> Run:
-    """Score and store, inside the caller's transaction; an existing run is returned as it is."""
-    existing = find_for(con, snap.snapshot_id, algorithm.algorithm_id)
+                   now: datetime, *, counterfactual: bool = False, engine: str = LOCAL,
+                   spark: SparkOptions | None = None) -> Run:
+    """Score and store, inside the caller's transaction; an existing run is returned as it is.
+    engine "spark" runs the version's compute_spark with SPARK's options."""
+    if engine not in ENGINE_NAMES:
+        raise AuditError(f'engine "{engine}" is not one of {", ".join(ENGINE_NAMES)}')
+    existing = find_for(con, snap.snapshot_id, algorithm.algorithm_id, engine)
     if existing is not None:
         return existing
     snapshot_hash = dicts(con, "SELECT content_hash FROM snapshot WHERE snapshot_id = ?",
                           [snap.snapshot_id])[0]["content_hash"]
-    run_id = run_id_for(snapshot_hash, algorithm.content_hash)
+    run_id = run_id_for(snapshot_hash, algorithm.content_hash, engine)
+    versions = engines()
     t0 = time.perf_counter()
-    stored, norm = compute(con, snap, algorithm)
+    if engine == SPARK:
+        from .spark import SparkOptions
+        stored, norm, described = compute_on_spark(con, snap, algorithm, run_id, spark or SparkOptions())
+        versions |= described
+    else:
+        stored, norm = compute(con, snap, algorithm)
     seconds = round(time.perf_counter() - t0, 3)
     digest = result_hash(stored)
-    versions = engines()
     components = ", ".join(c for c in stored.columns if c.startswith("c_"))
     with registered(con, "result_rows", stored):
         con.execute(f"INSERT INTO score SELECT ?, account_id, raw, score, [{components}]::DOUBLE[] "
                     "FROM result_rows", [run_id])
     content = run_hash(run_id, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, versions,
-                       seconds, counterfactual)
-    con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                       seconds, counterfactual, engine)
+    con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
         run_id, content, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest,
-        json.dumps(versions, sort_keys=True), seconds, counterfactual, now])
+        json.dumps(versions, sort_keys=True), seconds, counterfactual, now, engine])
     if norm is not None:
         con.execute("INSERT INTO run_normalisation VALUES (?, ?)", [run_id, canonical_json(norm)])
     append_log(con, "run", run_id, logged(content, created_at=now, normalisation=norm), now)

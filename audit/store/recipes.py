@@ -65,17 +65,23 @@ def algorithm_hash(name: str, version: int, source: str, params: dict[str, Any])
                         "params_sha256": sha256_json(params)})
 
 
-def run_id_for(snapshot_hash: str, algorithm_hash: str) -> str:
-    """A run is named by what it computes: the snapshot's and the algorithm's content hashes."""
-    return short_id("r", sha256_json({"snapshot": snapshot_hash, "algorithm": algorithm_hash}))
+LOCAL = "local"     # the reference engine; the one every run before schema migration 6 used
+
+
+def run_id_for(snapshot_hash: str, algorithm_hash: str, engine: str = LOCAL) -> str:
+    """A run is named by what it computes: the snapshot's and the algorithm's content hashes, and
+    the engine when it is not the local one (so local run ids are what they always were)."""
+    named = {"snapshot": snapshot_hash, "algorithm": algorithm_hash}
+    return short_id("r", sha256_json(named if engine == LOCAL else named | {"engine": engine}))
 
 
 def run_hash(run_id: str, snapshot_id: str, algorithm_id: str, accounts: int, result: str,
-             engine_versions: dict[str, str], seconds: float, counterfactual: bool) -> str:
-    """A run record (its scores enter through the result hash)."""
-    return sha256_json({"run_id": run_id, "snapshot_id": snapshot_id, "algorithm_id": algorithm_id,
-                        "accounts": accounts, "result_hash": result, "engines": engine_versions,
-                        "seconds": seconds, "counterfactual": counterfactual})
+             engine_versions: dict[str, Any], seconds: float, counterfactual: bool, engine: str = LOCAL) -> str:
+    """A run record (its scores enter through the result hash; its engine when not local)."""
+    content = {"run_id": run_id, "snapshot_id": snapshot_id, "algorithm_id": algorithm_id,
+               "accounts": accounts, "result_hash": result, "engines": engine_versions,
+               "seconds": seconds, "counterfactual": counterfactual}
+    return sha256_json(content if engine == LOCAL else content | {"engine": engine})
 
 
 def result_hash(stored: pl.DataFrame) -> str:

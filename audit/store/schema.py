@@ -139,6 +139,34 @@ CREATE TABLE run_normalisation (
 -- account file cannot put an account into a past snapshot. The rule enters the snapshot's id.
 ALTER TABLE snapshot ADD COLUMN accounts_rule INTEGER;
 """),
+    (6, "run engine", """
+-- The engine is a property of a run: 'local' (polars, numpy, scipy: the reference) or 'spark' (the
+-- version's compute_spark on Apache Spark). A Spark run and a local run of the same snapshot and
+-- version are two runs side by side, so (snapshot_id, algorithm_id) is no longer unique; with the
+-- engine it is. DuckDB cannot drop a constraint, so `run` is rebuilt: every row is copied as it is
+-- (in stored order) with engine 'local', which every run before this migration was. Local run ids
+-- and content hashes do not change (the engine enters them only when it is not 'local'); a test
+-- checks every value and `verify --rerun` on a store made before the migration.
+CREATE TABLE run_v6 (
+    run_id          VARCHAR PRIMARY KEY,   -- r_ + 12 hex of sha256(snapshot hash, algorithm hash[, engine])
+    content_hash    VARCHAR NOT NULL UNIQUE,
+    snapshot_id     VARCHAR NOT NULL,
+    algorithm_id    VARCHAR NOT NULL,
+    accounts        BIGINT NOT NULL,
+    result_hash     VARCHAR NOT NULL,      -- sha256 of the score rows in account order
+    engines         JSON NOT NULL,         -- library versions; for spark also spark, java, master, partitions
+    seconds         DOUBLE NOT NULL,
+    counterfactual  BOOLEAN NOT NULL,      -- computed for an explanation, not scored for release
+    created_at      TIMESTAMPTZ NOT NULL,
+    engine          VARCHAR NOT NULL,      -- local | spark
+    UNIQUE (snapshot_id, algorithm_id, engine)
+);
+INSERT INTO run_v6
+    SELECT run_id, content_hash, snapshot_id, algorithm_id, accounts, result_hash, engines, seconds,
+           counterfactual, created_at, 'local' FROM run ORDER BY rowid;
+DROP TABLE run;
+ALTER TABLE run_v6 RENAME TO run;
+"""),
     (7, "gaming audit", """
 -- A derived snapshot: its parent with some interactions left out (a counterfactual's input). It
 -- copies the parent's as-of, window, batches and accounts rule, copies no interaction row, and

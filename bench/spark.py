@@ -156,9 +156,9 @@ def run_size(p: dict, iterations: int) -> list[dict]:
         eng = row(f"Spark engine {master}, {iterations} iterations",
                   measure(w_engine, store=fresh_store(p, f"spark-{master[6]}"), snapshot=p["snapshot"],
                           algorithm=p["fixed"], master=master, data_dir=str(p["base"] / "parquet")))
-        bare = row(f"bare PySpark PageRank {master}, {iterations} iterations",
-                   measure(w_bare, folder=str(ex.folder), master=master, iterations=iterations,
-                           out=str(p["base"] / "work" / f"bare-{master[6]}")))
+        row(f"bare PySpark PageRank {master}, {iterations} iterations",
+            measure(w_bare, folder=str(ex.folder), master=master, iterations=iterations,
+                    out=str(p["base"] / "work" / f"bare-{master[6]}")))
         if "failed" not in eng and "failed" not in local:
             eng["same_as_local"] = eng["result"] == local["result"]
     return rows

@@ -230,7 +230,8 @@ def test_run_json(small):
     for doc, r in zip(docs, listed):
         assert doc == {"run_id": r.run_id, "snapshot_id": r.snapshot_id, "algorithm": r.algorithm,
                        "algorithm_id": r.algorithm_id, "accounts": r.accounts, "result_hash": r.result_hash,
-                       "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual}
+                       "engines": r.engines, "seconds": r.seconds, "counterfactual": r.counterfactual,
+                       "engine": "local"}
         (accounts, result_hash, snapshot_accounts), = query(store, """
             SELECT count(*), any_value(r.result_hash), any_value(s.accounts)
             FROM score sc JOIN run r USING (run_id) JOIN snapshot s USING (snapshot_id) WHERE run_id = ?""",

@@ -75,6 +75,7 @@ class EngagerRow:
     rating: float | None                # the rating value (added up), for ratings
     points: float | None
     change: str                         # started, stopped, more, fewer, same
+    handle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class AccountPage:
     explanation: ExplanationView | None
     note: str
     gaming: tuple[GamingRow, ...] = ()
+    handle: str | None = None
 
 
 def _points(frame: pl.DataFrame) -> dict[str, Point]:
@@ -169,7 +171,8 @@ def explanation_view(e: Explanation, engagers: int = 20) -> ExplanationView:
         stopped = per.filter((per["n2"] == 0) & (per["n1"] > 0)).height
         for r in frame.head(engagers).iter_rows(named=True):
             rating = (r["value2"] if r["n2"] else r["value1"]) if r["kind"] in ("rating", "distrust") else None
-            rows.append(EngagerRow(str(r["engager"]), r["kind"], r["n1"], r["n2"], rating, r["points"], r["change"]))
+            rows.append(EngagerRow(str(r["engager"]), r["kind"], r["n1"], r["n2"], rating, r["points"], r["change"],
+                                   r.get("engager_handle")))
     return ExplanationView(e.status, _side(e.baseline), _side(e.candidate), e.total, parts, chart, tuple(e.reasons),
                            tuple(e.notes), components, tuple(rows), e.engagers_total, started, stopped,
                            bool(frame.height) and frame["points"].null_count() < frame.height, e.method,
@@ -231,5 +234,8 @@ def account_page(st: AccountStatement) -> AccountPage:
         latest = gaming[-1]
         summary.append(Stat("Points from a " + ("ring" if latest.pattern == "ring" else "puppet group"),
                             say((latest.points, "points")), say(latest.period, ", ", latest.algorithm)))
-    return AccountPage(f"Score statement: account {st.account_id}", st.account_id, tuple(summary), chart,
-                       tuple(history), e, st.note, tuple(gaming))
+    handles = st.published["handle"].drop_nulls() if "handle" in st.published.columns else []
+    handle = handles[0] if len(handles) else None
+    who = f"{handle} ({st.account_id})" if handle else st.account_id
+    return AccountPage(f"Score statement: account {who}", st.account_id, tuple(summary), chart,
+                       tuple(history), e, st.note, tuple(gaming), handle)

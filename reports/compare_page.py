@@ -71,6 +71,7 @@ class MoverRow:
     delta: float
     baseline_rank: int
     candidate_rank: int
+    handle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,9 @@ class ComparePage:
 
 
 def _movers(frame, n: int) -> tuple[MoverRow, ...]:
+    columns = ["account_id", "baseline_score", "candidate_score", "delta", "baseline_rank", "candidate_rank"]
     return tuple(MoverRow(*r) for r in frame.head(n).select(
-        "account_id", "baseline_score", "candidate_score", "delta", "baseline_rank", "candidate_rank").iter_rows())
+        *columns, *(["handle"] if "handle" in frame.columns else [])).iter_rows())
 
 
 def _segments(frame) -> tuple[tuple[SegmentGroup, ...], tuple[Payer, ...]]:

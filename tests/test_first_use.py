@@ -10,6 +10,8 @@ from pathlib import Path
 
 
 from audit import api, cli
+import pytest
+
 from reports import svg
 from reports.render import render_transparency
 
@@ -181,3 +183,86 @@ def test_progress_steps_come_in_the_order_they_run(tmp_path):
     seen: list[str] = []
     api.ingest(tmp_path / "s.duckdb", src, now=NOW, step=seen.append)
     assert seen == ["reading mine.csv", "validating 50 rows", "hashing", "storing"]
+
+
+# ---------------------------------------------------------------- handles, on the QC Stack Exchange data
+
+QC = Path(__file__).resolve().parents[2] / "shared" / "data" / "se-quantumcomputing"
+
+
+@pytest.fixture(scope="module")
+def qc(tmp_path_factory):
+    if not (QC / "accounts.csv").is_file():
+        pytest.skip(f"the QC Stack Exchange data is not beside the checkout ({QC})")
+    store = tmp_path_factory.mktemp("qc") / "s.duckdb"
+    clock = iter(NOW + timedelta(seconds=i) for i in range(100))
+    api.ingest(store, QC / "interactions.csv", now=next(clock))
+    api.ingest(store, QC / "accounts.csv", now=next(clock))
+    runs = []
+    for day in ("2018-07-01", "2018-08-01"):
+        snap = api.snapshot(store, as_of=day, window="30d", label=day, now=next(clock)).snapshot_id
+        runs.append(api.score(store, snap, "network@3", now=next(clock)).run_id)
+        api.publish(store, runs[-1], period=day[:7], now=next(clock))
+    handles = {r[0]: r[1] for r in query(store, "SELECT account_id, handle FROM account")}
+    return {"store": store, "runs": runs, "handles": handles}
+
+
+def query(store: Path, sql: str, params: list | None = None) -> list[tuple]:
+    import duckdb
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def unique_handle(qc, rank: int = 1) -> tuple[str, str]:
+    """(account id, handle) of the rank-th best account of the last run whose handle is unique."""
+    counts = {}
+    for h in qc["handles"].values():
+        counts[h] = counts.get(h, 0) + 1
+    best = api.scores(qc["store"], qc["runs"][-1], top=50)
+    ids = [a for a in best["account_id"].to_list() if counts.get(qc["handles"].get(a), 0) == 1]
+    return ids[rank - 1], qc["handles"][ids[rank - 1]]
+
+
+def test_every_text_output_names_accounts_by_handle_and_id(qc, capsys):
+    store, (r1, r2) = str(qc["store"]), qc["runs"]
+    account, handle = unique_handle(qc)
+    code, out, _ = run(capsys, "--store", store, "scores", r2, "--account", f"@{handle}")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["account_id", "handle", "score"]
+    assert out.splitlines()[1].split()[:2] == [account, handle.split()[0]]
+    assert run(capsys, "--store", store, "history", f"@{handle}")[1].splitlines()[0] == f"account {handle} ({account})"
+    text = run(capsys, "--store", store, "explain", f"@{handle}", "--from", r1, "--to", r2)[1]
+    assert text.splitlines()[0].startswith(f"account {handle} ({account}): ")
+    engagers = text[text.index("\nengagers ("):].splitlines()[3:]
+    for line in engagers:                       # each engager row names the engager by handle (id)
+        engager = line.split(")")[0].rsplit("(", 1)[1]
+        assert line.strip().startswith(f"{qc['handles'][engager]} ({engager})")
+    movers = run(capsys, "--store", store, "compare", r1, r2, "--top", "3")[1]
+    riser = movers[movers.index("top risers:"):].splitlines()[2].strip()
+    engager = riser.split(")")[0].rsplit("(", 1)[1]
+    assert riser.startswith(f"{qc['handles'][engager]} ({engager})")
+
+
+def test_reports_show_handles_escaped(qc, tmp_path, capsys):
+    store = str(qc["store"])
+    quoted = {a: h for a, h in qc["handles"].items() if "'" in h and list(qc["handles"].values()).count(h) == 1}
+    scored = {r[0] for r in query(qc["store"], "SELECT account_id FROM score WHERE run_id = ?", [qc["runs"][-1]])}
+    account = sorted(a for a in quoted if a in scored)[0]
+    out = tmp_path / "a.html"
+    assert run(capsys, "--store", store, "report", "account", account, "--out", str(out))[0] == 0
+    html = out.read_text()
+    escaped = quoted[account].replace("'", "&#39;")
+    assert f"Score statement: account {escaped} ({account})" in html and quoted[account] not in html
+
+
+def test_a_handle_several_accounts_held_is_refused_naming_them(qc, capsys):
+    counts: dict[str, list[str]] = {}
+    for a, h in qc["handles"].items():
+        counts.setdefault(h, []).append(a)
+    handle, holders = sorted((h, ids) for h, ids in counts.items() if len(ids) > 2)[0]
+    code, out, err = run(capsys, "--store", str(qc["store"]), "history", f"@{handle}")
+    assert code == 2 and out == ""
+    assert err.startswith(f'error: handle "{handle}" was held by {len(holders)} accounts: ')
+    assert all(f"{a} (first seen " in err for a in holders) and err.rstrip().endswith("give the account id")

@@ -253,7 +253,8 @@ def test_scores_json(small):
     best = ranked.sort(["score", "account_id"], descending=[True, False]).head(25)
     assert [(d["account_id"], d["score"], d["raw"], d["rank"]) for d in docs] == list(best.iter_rows())
     components = list(network_v2.COMPONENTS)
-    assert all(set(d) == {"account_id", "score", "raw", "rank", *components} for d in docs)
+    assert all(set(d) == {"account_id", "handle", "score", "raw", "rank", *components} for d in docs)
+    assert all(d["handle"] is None for d in docs)            # the Higgs data has no accounts file
     assert all(sum(d[c] for c in components) == pytest.approx(d["raw"], abs=1e-12) for d in docs)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from markupsafe import escape
 from click.testing import CliRunner
 
 from audit import api, present
@@ -502,7 +503,9 @@ def test_pages_render_from_the_report_templates_and_link_each_other(qc, client):
         assert link in index.text
     assert "<script" not in index.text
     page = client.get(f"/accounts/{qc['top']}")
-    assert page.status_code == 200 and f"Score statement: account {qc['top']}" in page.text
+    handle = client.get(f"/api/v1/accounts/{qc['top']}/history").json()[0]["handle"]
+    assert handle        # the QC accounts file names every account
+    assert page.status_code == 200 and f"Score statement: account {escape(handle)} ({qc['top']})" in page.text
     assert 'href="/"' in page.text and 'href="/transparency"' in page.text and "<script" not in page.text
     t = client.get("/transparency")
     assert t.status_code == 200 and "network@2" in t.text and "<script" not in t.text

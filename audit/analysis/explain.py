@@ -184,6 +184,7 @@ class Explanation:
     notes: tuple[str, ...]
     counterfactual_runs: tuple[str, ...]
     method: str
+    handle: str | None = None           # the account's handle, where an accounts file gave one
 
 
 # ---------------------------------------------------------------- inputs
@@ -629,7 +630,8 @@ def window_text(seconds: int | None) -> str:
 
 def explain_change(account: str, baseline: RunPoint, candidate: RunPoint, *, old: Version, new: Version,
                    data: list[tuple[float, Version, Side, Side]], ranks: list[tuple[float, Ranks]],
-                   counterfactual_runs: tuple[str, ...], method: str) -> Explanation:
+                   counterfactual_runs: tuple[str, ...], method: str, names: dict[str, str] | None = None
+                   ) -> Explanation:
     """The explanation of a change between two scored runs: weighted data splits (per version),
     the algorithm part split into scale and ranking, reasons, engagers and notes."""
     total = candidate.score - baseline.score
@@ -653,6 +655,9 @@ def explain_change(account: str, baseline: RunPoint, candidate: RunPoint, *, old
     elif algorithm != 0.0:
         items.append(Item("algorithm", new.label, "ALGORITHM_CHANGED", algorithm, {}))
     items = merge_items(items)
+    if names:       # engagers as people know them: handle (id)
+        items = [Item(i.part, i.algorithm, i.code, i.points, i.fields | {"engager": names[i.fields["engager"]]})
+                 if i.fields.get("engager") in names else i for i in items]
     components = tuple(ComponentChange(c.algorithm, c.component, c.label, c.unit, c.before, c.after,
                                        w * c.own_activity, w * c.population) for w, _, s in splits for c in s.components)
     engagers = combine_engagers(splits)

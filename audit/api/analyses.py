@@ -5,6 +5,7 @@ records and stores the counterfactual runs an explanation needs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -45,9 +46,11 @@ def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, 
     """Compare two runs on an open connection (the transparency report compares each release too)."""
     from ..analysis.compare import compare_runs as compare_frames
     features = snaps.features(con, snaps.get(con, baseline.snapshot_id))
-    return compare_frames(runs_.run_scores(con, baseline.run_id), runs_.run_scores(con, candidate.run_id),
-                          features=features, baseline_info=run_info(con, baseline),
-                          candidate_info=run_info(con, candidate), top=top, segments=segments)
+    c = compare_frames(runs_.run_scores(con, baseline.run_id), runs_.run_scores(con, candidate.run_id),
+                       features=features, baseline_info=run_info(con, baseline),
+                       candidate_info=run_info(con, candidate), top=top, segments=segments)
+    known = accts.handles(con, c.risers["account_id"].to_list() + c.fallers["account_id"].to_list())
+    return dataclasses.replace(c, risers=accts.with_handles(c.risers, known), fallers=accts.with_handles(c.fallers, known))
 
 
 def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
@@ -90,6 +93,15 @@ def _ranks(con: duckdb.DuckDBPyConnection, old: Run, new: Run, account: str, kno
 
 
 def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
+    """The explanation, with the handles of the account and its engagers where accounts files gave them."""
+    e = _explain(con, account, r1, r2)
+    engagers = e.engagers["engager"].to_list()
+    known = accts.handles(con, [account, *engagers])
+    return dataclasses.replace(e, handle=known.get(account),
+                               engagers=accts.with_handles(e.engagers, known, column="engager", name="engager_handle"))
+
+
+def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
     """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""
     snap1, snap2 = snaps.get(con, r1.snapshot_id), snaps.get(con, r2.snapshot_id)
     known = {r.run_id: runs_.place(con, r.run_id, account) for r in (r1, r2)}
@@ -133,8 +145,9 @@ def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run
         method = ("snapshot and algorithm both changed: two-factor Shapley value over the counterfactual runs "
                   f"{c12.run_id} ({old.label} on the new snapshot) and {c21.run_id} ({new.label} on the old one)")
         counterfactual_runs = (c12.run_id, c21.run_id)
+    names = {a: f"{h} ({a})" for a, h in accts.handles(con, ids).items()}
     return explain_change(account, p1, p2, old=old, new=new, data=data, ranks=ranks,
-                          counterfactual_runs=counterfactual_runs, method=method)
+                          counterfactual_runs=counterfactual_runs, method=method, names=names)
 
 
 def run_or_period(con: duckdb.DuckDBPyConnection, ref: str, release: str | None = None) -> Run:

@@ -40,6 +40,9 @@ class ScoreSource(Protocol):
     def ranked(self, run_id: str, accounts: list[str]) -> list[tuple[str, float, float, int]]:
         """(account_id, score, raw, rank) of those accounts with a score in the run, by account id."""
 
+    def handles(self, accounts: list[str]) -> dict[str, str]:
+        """The handle of each of those accounts that has one (`accounts.handles`)."""
+
 
 class StoreScores:
     """The ScoreSource of an open store connection: every question is SQL."""
@@ -50,6 +53,9 @@ class StoreScores:
 
     def points(self) -> list[Point]:
         return pubs.points(self.con)
+
+    def handles(self, accounts: list[str]) -> dict[str, str]:
+        return accts.handles(self.con, accounts)
 
 
 @dataclass(frozen=True)

@@ -35,4 +35,6 @@ def history(store: Store, accounts: str | list[str], *, restated: bool = False,
     with lazily(store) as con:
         ids = [accts.resolve_one(con(), r) if accts.is_handle(r) else r for r in refs]
         src = source or StoreScores(con())
-        return pubs.history_frame(src.points(), src.ranked, ids, restated=restated, as_of=instant)
+        df = pubs.history_frame(src.points(), src.ranked, ids, restated=restated, as_of=instant)
+        known = src.handles(list(dict.fromkeys(ids)))
+        return df.with_columns(pl.Series("handle", [known.get(a) for a in df["account_id"].to_list()], pl.String))

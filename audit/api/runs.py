@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from ..errors import AuditError
+from ..records import accounts as accts
 from ..records import algorithms as algos
 from ..records import runs as runs_
 from ..records import snapshots as snaps
@@ -92,6 +93,9 @@ def scores(store: Store, run: str, *, accounts: list[str] | None = None, top: in
     with reading(store) as con:
         r = runs_.resolve(con, run)
         names = [c for c, _ in algos.get(con, r.algorithm_id).components]
+        if accounts is not None:
+            accounts = accts.resolve(con, accounts).ids      # ids and @handles (unknown handles: absent)
         df = runs_.ranked(con, r.run_id, accounts=accounts, top=top)
+        df = accts.with_handles(df, accts.handles(con, df["account_id"].to_list()))
     return df.with_columns(
         [pl.col("components").list.get(i).alias(n) for i, n in enumerate(names)]).drop("components")

@@ -107,7 +107,7 @@ def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], account
     wanted = account_ids(accounts, accounts_file)
     df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
     emit(present.scores_json(df), present.scores_text(df), as_json)
-    emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), "is not in this run")), err=True)
+    emit_text("\n".join(present.missing_warnings(wanted, df, "is not in this run")), err=True)
 
 
 @cli.command()
@@ -165,7 +165,7 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
     emit(present.history_json(df), present.history_text(df), as_json)
     if not as_json:
         where = "has no published score" if as_of is None else f"had no published score on display at {as_of}"
-        emit_text("\n".join(present.missing_warnings(wanted, df["account_id"].to_list(), where)), err=True)
+        emit_text("\n".join(present.missing_warnings(wanted, df, where)), err=True)
 
 
 release_option = click.option("--release", default=None, metavar="NAME@VERSION",

@@ -206,3 +206,8 @@ def window(seconds: int | None) -> str:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """`1 account`, `2 accounts`, `1,024 accounts`."""
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
+def named(account_id: str, handle: str | None) -> str:
+    """An account as people know it: `handle (id)` where an accounts file gave a handle, else the id."""
+    return f"{handle} ({account_id})" if handle else account_id

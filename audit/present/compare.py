@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..analysis.segments import BUILTIN
-from .common import plain, table
+from .common import named, plain, table
 
 if TYPE_CHECKING:   # analysis.compare imports scipy; a Comparison exists only once it was imported
     from ..analysis.compare import Comparison, ParamChange, RunInfo
@@ -71,7 +71,7 @@ def _range(low: float | None, high: float | None) -> str:
 def _movers(title: str, frame: pl.DataFrame) -> list[str]:
     if frame.is_empty():
         return [f"{title}: none"]
-    rows = [[r["account_id"], f'{r["baseline_score"]:.2f}', f'#{r["baseline_rank"]:,}',
+    rows = [[named(r["account_id"], r.get("handle")), f'{r["baseline_score"]:.2f}', f'#{r["baseline_rank"]:,}',
              f'{r["candidate_score"]:.2f}', f'#{r["candidate_rank"]:,}', f'{r["delta"]:+.2f}']
             for r in frame.iter_rows(named=True)]
     return [f"{title}:", *table(["account", "baseline", "rank", "candidate", "rank", "change"], rows)]

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from ..analysis.explain import SHOWN, Explanation, RunPoint, window_text
-from .common import plain, table
+from .common import named, plain, table
 
 PART_LABELS = {"own_activity": "own activity", "population": "everyone else", "algorithm": "algorithm"}
 
@@ -18,19 +18,20 @@ def explanation_json(e: Explanation, *, engagers: int = 50) -> dict[str, Any]:
 
 
 def _side(p: RunPoint) -> str:
-    on = f"{p.snapshot_label} ({p.snapshot_id}" if p.snapshot_label else f"({p.snapshot_id}"
-    where = f"{on}, {window_text(p.window_seconds)} to {p.as_of})"
+    on = f"{p.snapshot_label} ({p.snapshot_id}, " if p.snapshot_label else f"{p.snapshot_id} ("
+    where = f"{on}{window_text(p.window_seconds)} to {p.as_of})"
     if p.score is None:
         return f"{p.run_id}: {p.algorithm} on {where}, no score"
     return f"{p.run_id}: {p.algorithm} on {where}, score {p.score:.1f}, rank {p.rank:,} of {p.accounts:,}"
 
 
 def _headline(e: Explanation) -> str:
+    who = named(e.account_id, e.handle)
     if e.status == "joined":
-        return f"account {e.account_id}: no score -> {e.candidate.score:.1f} (joined)"
+        return f"account {who}: no score -> {e.candidate.score:.1f} (joined)"
     if e.status == "left":
-        return f"account {e.account_id}: {e.baseline.score:.1f} -> no score (left)"
-    return f"account {e.account_id}: {e.baseline.score:.1f} -> {e.candidate.score:.1f} ({e.total:+.2f} points)"
+        return f"account {who}: {e.baseline.score:.1f} -> no score (left)"
+    return f"account {who}: {e.baseline.score:.1f} -> {e.candidate.score:.1f} ({e.total:+.2f} points)"
 
 
 def _reasons(e: Explanation) -> list[str]:
@@ -71,11 +72,12 @@ def explanation_text(e: Explanation, *, engagers: int = 10) -> str:
                               | (pl.col("change") != "same"))
     if moved.height:
         shown = moved.head(engagers)
-        rows = [[r["engager"], r["kind"], f"{r['n1']:,}", f"{r['n2']:,}",
+        rows = [[named(r["engager"], r.get("engager_handle")), r["kind"], f"{r['n1']:,}", f"{r['n2']:,}",
                  _rating(r["value2"] if r["n2"] else r["value1"], r["kind"]),
                  "" if r["points"] is None else f"{r['points']:+.2f}", r["change"]]
                 for r in shown.iter_rows(named=True)]
         order = "moved the score most" if shown["points"].null_count() < shown.height else "changed their engagement most"
-        lines += ["", f"engagers (the {shown.height:,} that {order}, of {e.engagers_total:,})"]
+        lines += ["", f"engagers ({shown.height:,} engagement{'s' if shown.height != 1 else ''} that {order}; "
+                      f"{e.engagers_total:,} engager{'s' if e.engagers_total != 1 else ''} in all)"]
         lines += table(["engager", "kind", "before", "after", "rating", "points", "change"], rows, left=2)
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from ..records.exports import Export
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
-from .common import frame_text, plural, window
+from .common import frame_text, named, plural, window
 
 
 # ---------------------------------------------------------------- batches
@@ -145,7 +145,7 @@ def runs_json(items: list[Run]) -> list[dict[str, Any]]:
 
 def runs_text(items: list[Run]) -> str:
     if not items:
-        return 'no runs yet; "audit score latest network@2" makes one'
+        return 'no runs yet; "audit score latest network@3" makes one'
     lines = [f"{'run':<15} {'snapshot':<15} {'algorithm':<12} {'engine':<6} {'accounts':>9} {'seconds':>8}  note"]
     lines += [f"{r.run_id:<15} {r.snapshot_id:<15} {r.algorithm:<12} {r.engine:<6} {r.accounts:>9,} {r.seconds:>8.2f}"
               f"  {'counterfactual' if r.counterfactual else ''}".rstrip() for r in items]
@@ -160,9 +160,13 @@ def scores_text(df: pl.DataFrame) -> str:
     return frame_text(df)
 
 
-def missing_warnings(wanted: list[str], found: list[str], where: str) -> list[str]:
-    """One stderr line per account asked for and not found (`where`: "is not in this run", ...)."""
-    return [f"warning: account {m!r} {where}" for m in sorted(set(wanted) - set(found))]
+def missing_warnings(wanted: list[str], found: pl.DataFrame, where: str) -> list[str]:
+    """One stderr line per account asked for (id or @handle) and not in FOUND (a frame with
+    account_id and handle), `where` saying where it was not found ("is not in this run", ...)."""
+    seen = set(found["account_id"].to_list())
+    if "handle" in found.columns:
+        seen |= {f"@{h}" for h in found["handle"].drop_nulls().to_list()}
+    return [f"warning: account {m!r} {where}" for m in sorted(set(wanted) - seen)]
 
 
 # ---------------------------------------------------------------- publications and history
@@ -206,7 +210,7 @@ def history_json(df: pl.DataFrame) -> list[dict[str, Any]]:
 def history_text(df: pl.DataFrame) -> str:
     lines = []
     for account, rows in df.group_by("account_id", maintain_order=True):
-        lines.append(f"account {account[0]}")
+        lines.append(f"account {named(account[0], rows['handle'][0] if 'handle' in rows.columns else None)}")
         for r in rows.iter_rows(named=True):
             mark = "*" if r["algorithm_changed"] else " "
             note = "superseded" if r["superseded"] else "restatement" if r["restatement"] else ""

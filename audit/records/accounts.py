@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
+import polars as pl
 
 from ..errors import AuditError, NotFound
 from ..store.db import dicts
@@ -95,3 +96,23 @@ def resolve_one(con: duckdb.DuckDBPyConnection, ref: str) -> str:
         raise AuditError(f'handle "{ref[1:]}" was held by {len(r.ambiguous[0][1])} accounts: '
                          f"{describe(r.ambiguous[0][1])}; give the account id")
     return r.accounts[0][1]
+
+
+def handles(con: duckdb.DuckDBPyConnection, ids: list[str] | None = None) -> dict[str, str]:
+    """The handle each account was last delivered with (latest batch first, then batch id), for the
+    given accounts (every account with a handle when `ids` is None). Accounts without one are absent."""
+    where, params = ("", {}) if ids is None else ("AND a.account_id IN (SELECT unnest($ids))",
+                                                  {"ids": sorted(set(ids))})
+    rows = dicts(con, f"""
+        SELECT a.account_id, a.handle FROM account a JOIN batch b USING (batch_id)
+        WHERE a.handle IS NOT NULL AND a.handle <> '' {where}
+        QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1
+        ORDER BY a.account_id""", params)
+    return {r["account_id"]: r["handle"] for r in rows}
+
+
+def with_handles(df: pl.DataFrame, known: dict[str, str], column: str = "account_id",
+                 name: str = "handle") -> pl.DataFrame:
+    """The frame with a `handle` column beside COLUMN (null where the account has none)."""
+    values = pl.Series(name, [known.get(a) for a in df[column].to_list()], dtype=pl.String)
+    return df.insert_column(df.columns.index(column) + 1, values)

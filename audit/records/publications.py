@@ -72,7 +72,7 @@ def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datet
     return Publication(publication_id, run_id, period, restates, now, new=True)
 
 
-HISTORY_SCHEMA = {"account_id": pl.String, "period": pl.String, "score": pl.Float64, "rank": pl.Int64,
+HISTORY_SCHEMA = {"account_id": pl.String, "handle": pl.String, "period": pl.String, "score": pl.Float64, "rank": pl.Int64,
                   "run_id": pl.String, "algorithm": pl.String, "publication_id": pl.String,
                   "published_at": pl.Datetime("us", "UTC"), "restated": pl.Boolean, "superseded": pl.Boolean,
                   "restatement": pl.Boolean, "algorithm_changed": pl.Boolean}
@@ -139,7 +139,9 @@ def history_frame(all_points: list[Point], ranked: Ranked, accounts: list[str], 
     for account_id, _as_of, period, score, rank, run_id, algorithm, publication_id, published_at, flags in rows:
         changed = previous is not None and previous[0] == account_id and previous[1] != algorithm
         previous = (account_id, algorithm)
-        out.append((account_id, period, score, rank, run_id, algorithm, publication_id, published_at, *flags, changed))
+        # the handle is the facade's to fill in (from the accounts files)
+        out.append((account_id, None, period, score, rank, run_id, algorithm, publication_id, published_at, *flags,
+                    changed))
     # built row-wise in Python: a few rows per account, where a lazy polars plan cost ~2 ms
     return pl.DataFrame(out, schema=HISTORY_SCHEMA, orient="row")
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..api._store import reading
 from ..api.lookup import HORIZONS
+from ..records import accounts as accts
 from ..records import publications as pubs
 from ..records.publications import Point
 from ..store.db import frame
@@ -54,6 +55,8 @@ class PublishedCache:
         self._points: list[Point] = []
         self._warm = False
         self._pinned: set[str] = set()
+        self._handles: dict[str, str] = {}
+        self._account_batches = -1
         self.refresh()
 
     # ------------------------------------------------------------ ScoreSource
@@ -74,12 +77,20 @@ class PublishedCache:
         found = [a for a, h in zip(wanted, hit.tolist()) if h]
         return list(zip(found, r.score[at].tolist(), r.raw[at].tolist(), r.rank[at].tolist()))
 
+    def handles(self, accounts: list[str]) -> dict[str, str]:
+        held = self._handles
+        return {a: held[a] for a in accounts if a in held}
+
     # ------------------------------------------------------------ upkeep
 
     def refresh(self) -> None:
-        """Read the publications again (after a write job); warm() loads what they need."""
+        """Read the publications again (after a write job), and the handles when an accounts file
+        came in; warm() loads what they need."""
         with reading(self._con) as con:
             points = pubs.points(con)
+            batches = con.execute("SELECT count(*) FROM batch WHERE batch_kind = 'accounts'").fetchall()[0][0]
+            if batches != self._account_batches:
+                self._handles, self._account_batches = accts.handles(con), batches
         if points != self._points:
             self._warm = False
             self._points = points

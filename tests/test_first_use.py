@@ -8,10 +8,9 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-
-from audit import api, cli
 import pytest
 
+from audit import api, cli
 from reports import svg
 from reports.render import render_transparency
 

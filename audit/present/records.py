@@ -199,7 +199,7 @@ def publications_text(items: list[Publication]) -> str:
     lines = []
     for p in items:
         note = f"restates {p.restates}" if p.restates else ""
-        lines.append(f"{p.publication_id}  {p.period:<12} {p.run_id}  {p.published_at.isoformat()}  {note}")
+        lines.append(f"{p.publication_id}  {p.period:<12} {p.run_id}  {p.published_at.isoformat()}  {note}".rstrip())
     return "\n".join(lines)
 
 

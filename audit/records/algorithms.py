@@ -7,7 +7,6 @@ self-contained modules in `audit.algorithms` and are registered from there on fi
 from __future__ import annotations
 
 import json
-import re
 import types
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +19,11 @@ from ..errors import AuditError, NotFound
 from ..store.db import append_log, dicts, required
 from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
 from ..store.recipes import algorithm_hash, logged
+from . import stored_source
 
 SHIPPED = {"activity@1": "activity_v1.py", "activity@2": "activity_v2.py", "network@2": "network_v2.py",
            "network@3": "network_v3.py"}
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "COMPONENTS", "score")
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -50,30 +49,13 @@ class Algorithm:
 
 def load_module(source: str, label: str) -> types.ModuleType:
     """Execute module source in a fresh namespace and check it declares the contract."""
-    module = types.ModuleType(f"audit_algorithm_{re.sub(r'[^a-z0-9]', '_', label.lower())}")
-    try:
-        exec(compile(source, f"<algorithm {label}>", "exec"), module.__dict__)
-    except Exception as exc:
-        raise AuditError(f"algorithm {label}: its source fails to load: {type(exc).__name__}: {exc}") from None
-    missing = [n for n in REQUIRED if not hasattr(module, n)]
-    if missing:
-        raise AuditError(f"algorithm {label}: the module lacks {', '.join(missing)}; "
-                         "see the algorithm contract in the README")
-    return module
+    return stored_source.load_module(source, label, kind="algorithm", required=REQUIRED, contract="the algorithm contract")
 
 
 def from_source(source: str, origin: str) -> Algorithm:
     """The Algorithm a module's source text declares (not yet stored)."""
     module = load_module(source, origin)
-    name, version = module.NAME, module.VERSION
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise AuditError(f"{origin}: NAME must be a lowercase identifier like 'network', not {name!r}")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise AuditError(f"{origin}: VERSION must be a positive integer, not {version!r}")
-    try:
-        params = json.loads(canonical_json(module.PARAMS))
-    except (TypeError, ValueError) as exc:
-        raise AuditError(f"{origin}: PARAMS must be JSON-able ({exc})") from None
+    name, version, params = stored_source.declared(module, origin, "network")
     source_sha, content = sha256_text(source), algorithm_hash(name, version, source, params)
     return Algorithm(
         algorithm_id=short_id("a", content), content_hash=content, name=name, version=version,
@@ -164,11 +146,8 @@ def resolve(con: duckdb.DuckDBPyConnection, ref: str, now: datetime | None) -> A
 def verified_module(a: Algorithm) -> types.ModuleType:
     """The stored source, loaded only after its hash matches the registration, and only when the stored
     parameters (which the run is given) are the ones registered and declared by that source."""
-    if sha256_text(a.source) != a.source_sha256:
-        raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored source does not match its "
-                         "registered sha256; refusing to run it (audit verify names the change)")
     module = load_module(a.source, a.label)
-    if content_hash(a) != a.content_hash or json.loads(canonical_json(module.PARAMS)) != a.params:
-        raise AuditError(f"algorithm {a.label} ({a.algorithm_id}): stored parameters do not match its "
-                         "registration; refusing to run it (audit verify names the change)")
+    stored_source.check_stored(kind="algorithm", label=a.label, record_id=a.algorithm_id, source=a.source,
+                               source_sha256=a.source_sha256, hash_ok=content_hash(a) == a.content_hash,
+                               module_params=module.PARAMS, params=a.params)
     return module

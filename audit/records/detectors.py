@@ -8,7 +8,6 @@ The shipped versions live in `audit.detectors` and are registered from there on 
 from __future__ import annotations
 
 import json
-import re
 import types
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +20,11 @@ from ..errors import AuditError, NotFound
 from ..store.db import append_log, dicts, required
 from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
 from ..store.recipes import detector_hash, logged
+from . import stored_source
 
 SHIPPED = {"rings@1": "rings_v1.py"}
 DEFAULT = "rings@1"
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "detect")
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -48,31 +47,14 @@ class Detector:
 
 
 def load_module(source: str, label: str) -> types.ModuleType:
-    """Execute detector source in a fresh namespace and check it declares the contract."""
-    module = types.ModuleType(f"audit_detector_{re.sub(r'[^a-z0-9]', '_', label.lower())}")
-    try:
-        exec(compile(source, f"<detector {label}>", "exec"), module.__dict__)
-    except Exception as exc:
-        raise AuditError(f"detector {label}: its source fails to load: {type(exc).__name__}: {exc}") from None
-    missing = [n for n in REQUIRED if not hasattr(module, n)]
-    if missing:
-        raise AuditError(f"detector {label}: the module lacks {', '.join(missing)}; "
-                         "see the gaming audit in the README")
-    return module
+    """Execute module source in a fresh namespace and check it declares the contract."""
+    return stored_source.load_module(source, label, kind="detector", required=REQUIRED, contract="the gaming audit")
 
 
 def from_source(source: str, origin: str) -> Detector:
     """The Detector a module's source text declares (not yet stored)."""
     module = load_module(source, origin)
-    name, version = module.NAME, module.VERSION
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise AuditError(f"{origin}: NAME must be a lowercase identifier like 'rings', not {name!r}")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise AuditError(f"{origin}: VERSION must be a positive integer, not {version!r}")
-    try:
-        params = json.loads(canonical_json(module.PARAMS))
-    except (TypeError, ValueError) as exc:
-        raise AuditError(f"{origin}: PARAMS must be JSON-able ({exc})") from None
+    name, version, params = stored_source.declared(module, origin, "rings")
     content = detector_hash(name, version, source, params)
     return Detector(detector_id=short_id("d", content), content_hash=content, name=name, version=version,
                     description=str(module.DESCRIPTION).strip(), changelog=str(module.CHANGELOG).strip(),
@@ -157,11 +139,8 @@ def find_by_label(con: duckdb.DuckDBPyConnection, ref: str) -> Detector | None:
 def verified_module(d: Detector) -> types.ModuleType:
     """The stored source, loaded only after its hash matches the registration and the stored parameters
     are the ones registered and declared by that source."""
-    if sha256_text(d.source) != d.source_sha256:
-        raise AuditError(f"detector {d.label} ({d.detector_id}): stored source does not match its registered "
-                         "sha256; refusing to run it (audit verify names the change)")
     module = load_module(d.source, d.label)
-    if content_hash(d) != d.content_hash or json.loads(canonical_json(module.PARAMS)) != d.params:
-        raise AuditError(f"detector {d.label} ({d.detector_id}): stored parameters do not match its "
-                         "registration; refusing to run it (audit verify names the change)")
+    stored_source.check_stored(kind="detector", label=d.label, record_id=d.detector_id, source=d.source,
+                               source_sha256=d.source_sha256, hash_ok=content_hash(d) == d.content_hash,
+                               module_params=module.PARAMS, params=d.params)
     return module

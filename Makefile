@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.serve
 	$(BIN)/python -m bench.bench_gaming
 	$(BIN)/python -m bench.spark
+	$(BIN)/python -m bench.bench_topics
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -24,6 +24,8 @@ SOURCE_EXPONENT = 0.6   # activity: top 1% of engagers ~16% of rows (Higgs: 12%)
 TARGET_EXPONENT = 1.0   # in-degree: top 1% of authors ~50% of rows (Higgs: 54%)
 PEAK_HOUR = 19          # Higgs activity peaks around 19:00 UTC, trough 12 h later
 CYCLE_AMPLITUDE = 0.45  # Higgs busiest hour / quietest hour ~ 2.7 = (1 + a) / (1 - a)
+TOPIC_EXPONENT = 1.1    # topic sizes: Zipf-like, the largest topic ~1/6 of rows, most topics small
+SECOND_TOPIC = 0.3      # share of rows that carry a second topic ("a|b")
 CSV_TS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 SCHEMA = {"source": pl.String, "target": pl.String, "kind": pl.String,
           "ts": pl.Datetime("us", "UTC"), "weight": pl.Float64}
@@ -65,9 +67,24 @@ def _sorted_seconds(rng: np.random.Generator, size: int, days: int) -> np.ndarra
     return np.repeat(np.arange(p.size, dtype=np.int64), counts)
 
 
+def topics_for(size: int, n_topics: int, seed: int) -> pl.Series:
+    """A `topic` per row: one topic drawn from a heavy-tailed (Zipf-like) distribution over
+    "t0".."t<n-1>", and for SECOND_TOPIC of the rows a second, distinct one ("t3|t17"). Drawn from its
+    own generator, so the other columns are those of the same seed without topics."""
+    rng = np.random.Generator(np.random.PCG64([seed, 18]))
+    first = _power_law_ranks(rng, n_topics, size, TOPIC_EXPONENT)
+    second = _power_law_ranks(rng, n_topics, size, TOPIC_EXPONENT)
+    two = (rng.random(size) < SECOND_TOPIC) & (second != first)
+    names = pl.Series([f"t{i}" for i in range(n_topics)], dtype=pl.String)
+    a, b = names.gather(first), names.gather(second)
+    return pl.select(pl.when(pl.Series(two)).then(pl.concat_str([pl.lit(a), pl.lit("|"), pl.lit(b)]))
+                     .otherwise(pl.lit(a)).alias("topic")).to_series()
+
+
 def generate(n_accounts: int, n_interactions: int, days: int, *, seed: int = 7,
-             start: str = "2012-07-01") -> pl.DataFrame:
-    """Interactions `source, target, kind, ts, weight` (ids "u<n>", ts UTC), sorted by ts."""
+             start: str = "2012-07-01", topics: int = 0) -> pl.DataFrame:
+    """Interactions `source, target, kind, ts, weight` (ids "u<n>", ts UTC), sorted by ts; with
+    `topics`, a `topic` column too (see topics_for)."""
     if n_accounts < 2 or n_interactions < 0 or days < 1:
         raise ValueError("need at least 2 accounts, 0 interactions and 1 day")
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -90,13 +107,14 @@ def generate(n_accounts: int, n_interactions: int, days: int, *, seed: int = 7,
     # Rows are exchangeable, so sorted timestamps can be zipped with unsorted draws.
     ts = (t0 + _sorted_seconds(rng, size, days)) * 1_000_000
     ids = pl.select(pl.concat_str([pl.lit("u"), pl.int_range(0, n).cast(pl.String)])).to_series()
-    return pl.DataFrame({
+    frame = pl.DataFrame({
         "source": ids.gather(source),
         "target": ids.gather(target),
         "kind": pl.Series(KINDS, dtype=pl.String).gather(kind),
         "ts": pl.Series(ts).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
         "weight": np.ones(size),
     }, schema=SCHEMA)
+    return frame.with_columns(topics_for(size, topics, seed)) if topics else frame
 
 
 def write(frame: pl.DataFrame, out: Path) -> Path:
@@ -120,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=7)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--start", default="2012-07-01")
+    p.add_argument("--topics", type=int, default=0, help="emit a topic column over this many topics")
     p.add_argument("--out", type=Path, required=True, help="FILE.csv or FILE.parquet")
     a = p.parse_args(argv)
     if a.out.suffix not in (".csv", ".parquet"):
         p.error(f"--out must end in .csv or .parquet, not {a.out.name!r}")
     t = time.perf_counter()
-    frame = generate(a.accounts, a.interactions, a.days, seed=a.seed, start=a.start)
+    frame = generate(a.accounts, a.interactions, a.days, seed=a.seed, start=a.start, topics=a.topics)
     made = time.perf_counter() - t
     write(frame, a.out)
     print(f"{frame.height:,} interactions over {a.accounts:,} accounts and {a.days} days "

@@ -128,6 +128,71 @@ class GamingRow:
 
 
 @dataclass(frozen=True)
+class TopicRow:
+    topic: str
+    score: float
+    rank: int
+    accounts: int
+
+
+@dataclass(frozen=True)
+class InfluenceRow:
+    account_id: str
+    handle: str
+    score: float | None
+    interactions: int
+    points: float
+
+
+@dataclass(frozen=True)
+class EngagerAlert:
+    account_id: str
+    handle: str
+    score: float
+    rank: int
+    interactions: int
+    last: str
+    new: bool
+
+
+@dataclass(frozen=True)
+class InfluenceView:
+    """Top topics, influencers and influencees, and the latest high-score engagers."""
+    topics_run: str
+    topics_of: int                      # topics the account has a score in
+    topics: tuple[TopicRow, ...]
+    run_id: str
+    algorithm: str
+    influencers: tuple[InfluenceRow, ...]
+    influencees: tuple[InfluenceRow, ...]
+    alert_score: float
+    engagers: int
+    alerts: tuple[EngagerAlert, ...]
+
+
+def influence_view(st: AccountStatement) -> InfluenceView | None:
+    """The statement's topics, influence and engager alerts (None when the store had none to give)."""
+    if st.topics is None and st.influence is None and st.engagers is None:
+        return None
+
+    def rows(df) -> tuple[InfluenceRow, ...]:
+        return tuple(InfluenceRow(r["account_id"], r["handle"] or "", r["score"], r["interactions"], r["points"])
+                     for r in df.iter_rows(named=True))
+    t, i, e = st.topics, st.influence, st.engagers
+    alerts = () if e is None else tuple(
+        EngagerAlert(r["engager"], r["handle"] or "", r["score"], r["rank"], r["interactions"],
+                     r["last"].strftime("%Y-%m-%d %H:%M"), bool(r["new"]))
+        for r in e.alerts.sort(["last", "engager"], descending=[True, False]).head(10).iter_rows(named=True))
+    shown = i or e
+    return InfluenceView(
+        "" if t is None else t.run_id, 0 if t is None else t.topics,
+        () if t is None else tuple(TopicRow(*r) for r in t.rows.select("topic", "score", "rank", "accounts").iter_rows()),
+        "" if shown is None else shown.run_id, "" if shown is None else shown.algorithm,
+        () if i is None else rows(i.influencers), () if i is None else rows(i.influencees),
+        0.0 if e is None else float(e.min_score), 0 if e is None else e.rows.height, alerts)
+
+
+@dataclass(frozen=True)
 class AccountPage:
     title: str
     account_id: str
@@ -138,6 +203,7 @@ class AccountPage:
     note: str
     gaming: tuple[GamingRow, ...] = ()
     handle: str | None = None
+    influence: InfluenceView | None = None
 
 
 def _points(frame: pl.DataFrame) -> dict[str, Point]:
@@ -238,4 +304,4 @@ def account_page(st: AccountStatement) -> AccountPage:
     handle = handles[0] if len(handles) else None
     who = f"{handle} ({st.account_id})" if handle else st.account_id
     return AccountPage(f"Score statement: account {who}", st.account_id, tuple(summary), chart,
-                       tuple(history), e, st.note, tuple(gaming), handle)
+                       tuple(history), e, st.note, tuple(gaming), handle, influence_view(st))

@@ -122,6 +122,7 @@ class TransparencyPage:
     releases: tuple[ReleaseView, ...]        # newest first
     batches: tuple[BatchView, ...]
     verification: VerificationView
+    topics: tuple[Any, ...] = ()             # TopicScoring of each topic version (topics scored, the rule)
 
 
 def _flat(params: dict, prefix: str = "") -> list[ParamRow]:
@@ -208,6 +209,6 @@ def transparency_page(data: TransparencyData) -> TransparencyPage:
     summary.append(Stat("Verification", say("OK" if v.ok else "PROBLEMS FOUND"),
                         say((v.entries, "count"), " log entries, ", (v.reran, "count"), " runs re-executed")))
     title = "Transparency report" + (f": {releases[0].label}" if releases else "")
-    return TransparencyPage(title, tuple(summary), releases, batches, verification)
+    return TransparencyPage(title, tuple(summary), releases, batches, verification, tuple(data.topics))
 
 

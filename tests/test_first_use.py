@@ -153,6 +153,7 @@ def test_algorithms_lists_the_shipped_versions_before_their_first_run(tmp_path, 
     listed = json.loads(run(capsys, "--store", str(store), "algorithms", "--json")[1])
     from audit.records.algorithms import SHIPPED
     assert [(f'{a["name"]}@{a["version"]}', a["registered"]) for a in listed] == [(label, False) for label in sorted(SHIPPED)]
+    assert sorted(SHIPPED) == ["activity@1", "activity@2", "network@2", "network@3", "topics@1"]
     snap = api.snapshot(store, as_of="2012-07-02", now=NOW + timedelta(seconds=1)).snapshot_id
     run_ = api.score(store, snap, "network@3", now=NOW + timedelta(seconds=2))
     again = {a["name"] + "@" + str(a["version"]): a for a in

@@ -60,6 +60,8 @@ def qc(tmp_path_factory) -> dict:
     # counterfactual run that is not stored
     extra = api.snapshot(store, as_of="2018-06-30", window="90d", label="2018-06-30", now=clock())
     runs[("2018-06-30", "activity@1")] = api.score(store, extra.snapshot_id, "activity@1", now=clock()).run_id
+    last = api.snapshot(store, as_of=PERIODS[-1], window="90d", label=PERIODS[-1], now=clock()).snapshot_id
+    runs[(PERIODS[-1], "topics@1")] = api.score(store, last, "topics@1", now=clock()).run_id
     top = api.scores(store, runs[(PERIODS[-1], "network@2")], top=1)["account_id"][0]
     copy = store.with_name("hostile.duckdb")        # hostile requests get their own store: some are valid writes
     shutil.copy(store, copy)
@@ -77,6 +79,7 @@ def twins(qc: dict) -> dict[str, tuple[str, list[str]]]:
     top, runs = qc["top"], qc["runs"]
     last, before = runs[(PERIODS[-1], "network@2")], runs[(PERIODS[-2], "network@2")]
     a_first = runs[(PERIODS[0], "activity@1")]
+    topics = runs[(PERIODS[-1], "topics@1")]
     return {
         "score": (f"/api/v1/accounts/{top}/score", ["account", top, "--json"]),
         "score release": (f"/api/v1/accounts/{top}/score?release=activity@1",
@@ -100,6 +103,17 @@ def twins(qc: dict) -> dict[str, tuple[str, list[str]]]:
         "compare": (f"/api/v1/compare?baseline={runs[(PERIODS[-1], 'activity@1')]}&candidate={last}",
                     ["compare", runs[(PERIODS[-1], "activity@1")], last, "--json"]),
         "verify": ("/api/v1/verify", ["verify", "--json"]),
+        "topics": (f"/api/v1/accounts/{top}/topics?run={topics}", ["topics", top, "--run", topics, "--json"]),
+        "topics handle": (f"/api/v1/accounts/@DaftWullie/topics?run={topics[:7]}&top=5",
+                          ["topics", "@DaftWullie", "--run", topics[:7], "--top", "5", "--json"]),
+        "influence": (f"/api/v1/accounts/{top}/influence?run={last}&top=3&relative=true",
+                      ["influence", top, "--run", last, "--top", "3", "--relative", "--json"]),
+        "influence topic": (f"/api/v1/accounts/{top}/influence?run={topics}&topic=quantum-gate",
+                            ["influence", top, "--run", topics, "--topic", "quantum-gate", "--json"]),
+        "engagers": (f"/api/v1/accounts/{top}/engagers?run={last}&min_score=50&since=2018-08-01",
+                     ["engagers", top, "--run", last, "--min-score", "50", "--since", "2018-08-01", "--json"]),
+        "engagers topic": (f"/api/v1/accounts/{top}/engagers?run={topics}&topic=qubit",
+                           ["engagers", top, "--run", topics, "--topic", "qubit", "--json"]),
     }
 
 
@@ -132,7 +146,8 @@ def hostile_client(qc):
 
 @pytest.mark.parametrize("name", ["score", "score release", "score run", "score handle", "history", "history restated",
                                   "history as of", "explain runs", "explain periods", "runs", "run", "snapshots",
-                                  "algorithms", "publications", "compare", "verify"])
+                                  "algorithms", "publications", "compare", "verify", "topics", "topics handle",
+                                  "influence", "influence topic", "engagers", "engagers topic"])
 def test_json_body_is_the_cli_output_byte_for_byte(qc, cli_out, client, name):
     path, _ = twins(qc)[name]
     r = client.get(path)
@@ -292,10 +307,16 @@ def test_explain_without_stored_counterfactuals_is_409_naming_the_job(qc, client
 def _all_requests(qc, value: str) -> list[tuple[str, str, dict]]:
     q = quote(value, safe="")
     run = qc["runs"][(PERIODS[-1], "network@2")]
+    topics = qc["runs"][(PERIODS[-1], "topics@1")]
     gets = [f"/api/v1/accounts/{q}/score", f"/api/v1/accounts/{q}/history", f"/api/v1/accounts/{q}/explain?from={q}&to={q}",
             f"/api/v1/accounts/1/explain?from={run}&to={q}&release={q}", f"/api/v1/accounts/1/score?release={q}",
             f"/api/v1/accounts/1/score?run={q}", f"/api/v1/accounts/1/history?as_of={q}", f"/api/v1/runs/{q}",
             f"/api/v1/compare?baseline={q}&candidate={run}", f"/api/v1/compare?baseline={run}&candidate={q}",
+            f"/api/v1/accounts/{q}/topics", f"/api/v1/accounts/1/topics?run={q}",
+            f"/api/v1/accounts/{q}/influence?run={run}", f"/api/v1/accounts/1837/influence?run={q}&relative=true",
+            f"/api/v1/accounts/1837/influence?run={topics}&topic={q}", f"/api/v1/accounts/{q}/engagers",
+            f"/api/v1/accounts/1837/engagers?run={q}", f"/api/v1/accounts/1837/engagers?since={q}",
+            f"/api/v1/accounts/1837/engagers?run={topics}&topic={q}",
             f"/api/v1/jobs/{q}", f"/accounts/{q}", f"/accounts?ref={q}", f"/compare/{q}/{run}", f"/compare/{run}/{q}",
             "/api/v1/runs", "/api/v1/snapshots", "/api/v1/algorithms", "/api/v1/publications", "/", "/docs"]
     out = [("GET", p, {}) for p in gets]
@@ -535,6 +556,7 @@ def test_openapi_and_docs_list_every_endpoint(client):
     for p in ("/api/v1/accounts/{ref}/score", "/api/v1/scores", "/api/v1/accounts/{ref}/history",
               "/api/v1/accounts/{ref}/explain", "/api/v1/runs", "/api/v1/runs/{run_id}", "/api/v1/snapshots",
               "/api/v1/algorithms", "/api/v1/publications", "/api/v1/compare", "/api/v1/verify", "/api/v1/jobs",
+              "/api/v1/accounts/{ref}/topics", "/api/v1/accounts/{ref}/influence", "/api/v1/accounts/{ref}/engagers",
               "/api/v1/jobs/{job_id}"):
         assert p in paths
     docs = client.get("/docs").text

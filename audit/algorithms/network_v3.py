@@ -50,7 +50,6 @@ import math
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 NAME = "network"
 VERSION = 3

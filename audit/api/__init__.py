@@ -28,6 +28,7 @@ from .publishing import history, publications, publish
 from .reports import (AccountStatement, StoreOverview, TransparencyData, account_statement, store_overview,
                       transparency)
 from .runs import algorithms, get_algorithm, get_run, register, runs, score, scores
+from .topics import AccountTopics, Engagers, Influence, account_topics, engagers, influence
 
 __all__ = [
     "AccountStatement", "Change", "Lookup", "LookupRow", "ScoreCard", "ScoreSource", "StoreScores",
@@ -35,4 +36,5 @@ __all__ = [
     "Step", "Store", "TransparencyData", "Verification", "account_statement", "algorithms", "compare", "explain", "export_snapshot",
     "gaming", "gaming_audits", "get_algorithm", "get_gaming", "get_run", "get_snapshot", "history", "ingest", "publications", "publish", "quiet",
     "register", "run_demo", "runs", "score", "scores", "snapshot", "snapshots", "transparency", "verify",
+    "AccountTopics", "Engagers", "Influence", "account_topics", "engagers", "influence",
 ]

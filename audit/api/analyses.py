@@ -42,11 +42,13 @@ def run_info(con: duckdb.DuckDBPyConnection, run: Run) -> RunInfo:
 
 
 def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, *, top: int = 20,
-                 segments: dict[str, str] | None = None) -> Comparison:
-    """Compare two runs on an open connection (the transparency report compares each release too)."""
+                 segments: dict[str, str] | None = None, topic: str | None = None) -> Comparison:
+    """Compare two runs on an open connection (the transparency report compares each release too);
+    with `topic`, one topic of two topic runs."""
     from ..analysis.compare import compare_runs as compare_frames
     features = snaps.features(con, snaps.get(con, baseline.snapshot_id))
-    c = compare_frames(runs_.run_scores(con, baseline.run_id), runs_.run_scores(con, candidate.run_id),
+    c = compare_frames(runs_.run_scores(con, baseline.run_id, topic=topic),
+                       runs_.run_scores(con, candidate.run_id, topic=topic),
                        features=features, baseline_info=run_info(con, baseline),
                        candidate_info=run_info(con, candidate), top=top, segments=segments)
     known = accts.handles(con, c.risers["account_id"].to_list() + c.fallers["account_id"].to_list())
@@ -54,12 +56,15 @@ def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, 
 
 
 def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
-            segments: dict[str, str] | None = None) -> Comparison:
+            segments: dict[str, str] | None = None, topic: str | None = None) -> Comparison:
     """Compare two runs: coverage, deltas, rank agreement, bands, segments (over the baseline's
-    snapshot inputs), movers, and the parameter and source diff of their algorithms."""
+    snapshot inputs), movers, and the parameter and source diff of their algorithms (of one topic
+    of two topic runs, with `topic`)."""
+    from .topics import check_topic
     with reading(store) as con:
-        return compare_runs(con, runs_.resolve(con, baseline), runs_.resolve(con, candidate), top=top,
-                            segments=segments)
+        b, c = runs_.resolve(con, baseline), runs_.resolve(con, candidate)
+        check_topic(con, b, topic), check_topic(con, c, topic)
+        return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
 
 
 # ---------------------------------------------------------------- explain
@@ -73,10 +78,11 @@ def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) ->
 
 
 def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str,
-           hit: dict | None = None) -> RunPoint:
-    hit = hit or runs_.place(con, run.run_id, account) or {"raw": None, "score": None, "rank": None, "tied": 0}
+           hit: dict | None = None, topic: str | None = None) -> RunPoint:
+    hit = hit or runs_.place(con, run.run_id, account, topic) or {"raw": None, "score": None, "rank": None, "tied": 0}
+    accounts = run.accounts if topic is None else runs_.run_scores(con, run.run_id, topic=topic).height
     return RunPoint(run.run_id, run.snapshot_id, snap.label, run.algorithm, snap.as_of.isoformat(),
-                    snap.window_seconds, run.accounts, hit["score"], hit["raw"], hit["rank"], hit["tied"])
+                    snap.window_seconds, accounts, hit["score"], hit["raw"], hit["rank"], hit["tied"])
 
 
 def _version(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Version:
@@ -84,33 +90,38 @@ def _version(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Version:
     return Version(algo.label, algos.verified_module(algo), algo.params, algo.components, algo.reasons)
 
 
-def _ranks(con: duckdb.DuckDBPyConnection, old: Run, new: Run, account: str, known: dict[str, dict]) -> Ranks:
+def _ranks(con: duckdb.DuckDBPyConnection, old: Run, new: Run, account: str, known: dict[str, dict],
+           topic: str | None = None) -> Ranks:
     """The account under two versions on one snapshot, and the score the new one gives its old rank
     (`known`: places already read, by run id)."""
-    a, b = (known.get(r.run_id) or runs_.place(con, r.run_id, account) for r in (old, new))
-    return Ranks(old.accounts, a["rank"], b["rank"], a["score"], b["score"],
-                 runs_.score_at_rank(con, new.run_id, a["rank"]))
+    a, b = (known.get(r.run_id) or runs_.place(con, r.run_id, account, topic) for r in (old, new))
+    accounts = old.accounts if topic is None else runs_.run_scores(con, old.run_id, topic=topic).height
+    return Ranks(accounts, a["rank"], b["rank"], a["score"], b["score"],
+                 runs_.score_at_rank(con, new.run_id, a["rank"], topic))
 
 
-def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
+def _explain_runs(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
+                  topic: str | None = None) -> Explanation:
     """The explanation, with the handles of the account and its engagers where accounts files gave them."""
-    e = _explain(con, account, r1, r2)
+    e = _explain(con, account, r1, r2, topic)
     engagers = e.engagers["engager"].to_list()
     known = accts.handles(con, [account, *engagers])
     return dataclasses.replace(e, handle=known.get(account),
                                engagers=accts.with_handles(e.engagers, known, column="engager", name="engager_handle"))
 
 
-def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> Explanation:
-    """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored)."""
+def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
+             topic: str | None = None) -> Explanation:
+    """The explanation of ACCOUNT's change from run r1 to run r2 (counterfactual runs must be stored);
+    with `topic`, of its score in that topic of two topic runs (from that topic's interactions)."""
     snap1, snap2 = snaps.get(con, r1.snapshot_id), snaps.get(con, r2.snapshot_id)
-    known = {r.run_id: runs_.place(con, r.run_id, account) for r in (r1, r2)}
-    p1, p2 = (_point(con, r, s, account, known[r.run_id]) for r, s in ((r1, snap1), (r2, snap2)))
+    known = {r.run_id: runs_.place(con, r.run_id, account, topic) for r in (r1, r2)}
+    p1, p2 = (_point(con, r, s, account, known[r.run_id], topic) for r, s in ((r1, snap1), (r2, snap2)))
     check_account(account, {r1.run_id: p1.score is not None, r2.run_id: p2.score is not None})
     if r1.run_id == r2.run_id:
         return explain_same(account, p1)
     # the account's inputs in both snapshots, and who engaged it in either (their scores are needed)
-    inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account) for snap in (snap1, snap2)}
+    inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account, topic) for snap in (snap1, snap2)}
     if p1.score is None or p2.score is None:
         return explain_presence(account, p1, p2, inputs[snap1.snapshot_id], inputs[snap2.snapshot_id],
                                 "the account has a score on one side only: there is no change to split")
@@ -119,16 +130,16 @@ def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> 
     old, new = _version(con, r1.algorithm_id), _version(con, r2.algorithm_id)
 
     def side(run: Run, snap: Snapshot, version: Version) -> Side:
-        norm = runs_.stored_normalisation(con, run.run_id)
+        norm = runs_.stored_normalisation(con, run.run_id, topic)
         if norm is None and hasattr(version.module, "normalisation"):     # a run stored without it
-            norm = version.module.normalisation(runs_.run_scores(con, run.run_id), version.params)
+            norm = version.module.normalisation(runs_.run_scores(con, run.run_id, topic=topic), version.params)
         algo = algos.get(con, run.algorithm_id)
-        return Side(runs_.rows(con, run.run_id, algo, ids), runs_.account_components(con, run.run_id, algo, account),
-                    inputs[snap.snapshot_id], norm)
+        return Side(runs_.rows(con, run.run_id, algo, ids, topic),
+                    runs_.account_components(con, run.run_id, algo, account, topic), inputs[snap.snapshot_id], norm)
 
     counterfactual_runs: tuple[str, ...] = ()
     if r1.snapshot_id == r2.snapshot_id:
-        data, ranks = [], [(1.0, _ranks(con, r1, r2, account, known))]
+        data, ranks = [], [(1.0, _ranks(con, r1, r2, account, known, topic))]
         method = ("same snapshot: the whole change is the algorithm, split into the new version's scale at the "
                   "account's old rank and its new rank")
     elif r1.algorithm_id == r2.algorithm_id:
@@ -141,7 +152,8 @@ def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run) -> 
             raise RuntimeError("the counterfactual runs must be stored before the explanation is gathered")
         data = [(0.5, old, side(r1, snap1, old), side(c12, snap2, old)),
                 (0.5, new, side(c21, snap1, new), side(r2, snap2, new))]
-        ranks = [(0.5, _ranks(con, r1, c21, account, known)), (0.5, _ranks(con, c12, r2, account, known))]
+        ranks = [(0.5, _ranks(con, r1, c21, account, known, topic)),
+                 (0.5, _ranks(con, c12, r2, account, known, topic))]
         method = ("snapshot and algorithm both changed: two-factor Shapley value over the counterfactual runs "
                   f"{c12.run_id} ({old.label} on the new snapshot) and {c21.run_id} ({new.label} on the old one)")
         counterfactual_runs = (c12.run_id, c21.run_id)
@@ -169,7 +181,8 @@ def run_or_period(con: duckdb.DuckDBPyConnection, ref: str, release: str | None 
 
 
 def explain(store: Store, account: str, *, from_run: str, to_run: str, now: datetime,
-            step: Step = quiet, release: str | None = None, compute: bool = True) -> Explanation:
+            step: Step = quiet, release: str | None = None, compute: bool = True,
+            topic: str | None = None) -> Explanation:
     """Explain ACCOUNT's (id or @handle) score change from one run to another (or from one
     published period to another, of `release` when given); computes and stores missing
     counterfactual runs first (a second explanation of the same change computes none). An account
@@ -178,7 +191,10 @@ def explain(store: Store, account: str, *, from_run: str, to_run: str, now: date
     with reading(store) as con:
         account = accts.resolve_one(con, account)
         r1, r2 = run_or_period(con, from_run, release), run_or_period(con, to_run, release)
-        present = {r.run_id: runs_.has(con, r.run_id, account) for r in (r1, r2)}
+        from .topics import check_topic
+        for r in (r1, r2):
+            check_topic(con, r, topic)
+        present = {r.run_id: runs_.has(con, r.run_id, account, topic) for r in (r1, r2)}
         check_account(account, present)       # before any counterfactual is computed
         missing = _needed_counterfactuals(con, r1, r2) if all(present.values()) else []
         if missing and not compute:
@@ -195,7 +211,7 @@ def explain(store: Store, account: str, *, from_run: str, to_run: str, now: date
                 runs_.score_snapshot(con, snaps.get(con, snapshot_id), algo, now, counterfactual=True)
     with reading(store) as con:
         step(f"explaining {account}")
-        return _explain_runs(con, account, r1, r2)
+        return _explain_runs(con, account, r1, r2, topic)
 
 
 # ---------------------------------------------------------------- verify

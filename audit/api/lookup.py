@@ -58,6 +58,26 @@ class StoreScores:
         return accts.handles(self.con, accounts)
 
 
+class TopicScores:
+    """The ScoreSource of one topic: the publications of topic runs, ranks within the topic."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, topic: str) -> None:
+        self.con = con
+        self.ranked = pubs.ranked_in_store(con, topic)
+
+    def points(self) -> list[Point]:
+        return pubs.points(self.con, topical=True)
+
+
+def _source(con: Callable[[], duckdb.DuckDBPyConnection], source: ScoreSource | None, run: str | None,
+            topic: str | None) -> ScoreSource:
+    """Where the scores are read: one topic's (checked against RUN when given), or the published ones."""
+    if run is not None:
+        from .topics import check_topic
+        check_topic(con(), runs_.resolve(con(), run), topic)
+    return TopicScores(con(), topic) if topic is not None else source or StoreScores(con())
+
+
 @dataclass(frozen=True)
 class Change:
     """The score of an earlier period of the same view, and the change since."""
@@ -142,11 +162,11 @@ def _where(t: _Target) -> str:
 
 
 def account_score(store: Store, account: str, *, release: str | None = None, run: str | None = None,
-                  source: ScoreSource | None = None) -> ScoreCard:
+                  source: ScoreSource | None = None, topic: str | None = None) -> ScoreCard:
     """ACCOUNT's (id or @handle) score, raw, rank, run and period, with the change since the
-    previous published day, week and month."""
+    previous published day, week and month (in one topic, from the topic runs, with `topic`)."""
     with lazily(store) as con:
-        src = source or StoreScores(con())
+        src = _source(con, source, run, topic)
         account_id = accts.resolve_one(con(), account) if accts.is_handle(account) else account
         t = _target(src, con, release, run)
         hit = src.ranked(t.run_id, [account_id])
@@ -165,11 +185,11 @@ def account_score(store: Store, account: str, *, release: str | None = None, run
 
 
 def lookup_scores(store: Store, refs: list[str], *, release: str | None = None, run: str | None = None,
-                  source: ScoreSource | None = None) -> Lookup:
-    """Scores of many accounts (ids or @handles) in one run; unknown and ambiguous ones apart,
-    never an error for the whole call."""
+                  source: ScoreSource | None = None, topic: str | None = None) -> Lookup:
+    """Scores of many accounts (ids or @handles) in one run (in one topic, with `topic`); unknown and
+    ambiguous ones apart, never an error for the whole call."""
     with lazily(store) as con:
-        src = source or StoreScores(con())
+        src = _source(con, source, run, topic)
         t = _target(src, con, release, run)
         if any(accts.is_handle(r) for r in refs):
             res = accts.resolve(con(), refs)

@@ -27,13 +27,18 @@ def publications(store: Store) -> list[Publication]:
 
 
 def history(store: Store, accounts: str | list[str], *, restated: bool = False,
-            as_of: datetime | str | None = None, source: ScoreSource | None = None) -> pl.DataFrame:
+            as_of: datetime | str | None = None, source: ScoreSource | None = None,
+            topic: str | None = None) -> pl.DataFrame:
     """Score history of one or many accounts (ids or @handles): as published (default), as
-    restated, or as of an instant. `source`: where published scores are read (default: the store)."""
+    restated, or as of an instant. `source`: where published scores are read (default: the store).
+    With `topic`: the account's score in that topic, from the publications of topic runs."""
     refs = [accounts] if isinstance(accounts, str) else list(accounts)
     instant = snaps.parse_instant(as_of) if isinstance(as_of, str) else as_of
     with lazily(store) as con:
         ids = [accts.resolve_one(con(), r) if accts.is_handle(r) else r for r in refs]
+        if topic is not None:
+            return pubs.history_frame(pubs.points(con(), topical=True), pubs.ranked_in_store(con(), topic), ids,
+                                      restated=restated, as_of=instant)
         src = source or StoreScores(con())
         df = pubs.history_frame(src.points(), src.ranked, ids, restated=restated, as_of=instant)
         known = src.handles(list(dict.fromkeys(ids)))

@@ -7,7 +7,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -104,6 +104,20 @@ class TransparencyData:
     releases: tuple[Release, ...]
     batches: tuple[BatchQuality, ...]
     verification: Verification
+    topics: tuple[TopicScoring, ...] = ()
+
+
+@dataclass(frozen=True)
+class TopicScoring:
+    """A topic version's run: the topics it scored, those of its snapshot left out by its minimum
+    activity rule, and that rule."""
+    algorithm: str
+    run_id: str
+    snapshot_id: str
+    published: bool
+    rule: dict                             # the version's min_topic parameters ({} when it has none)
+    scored: tuple[tuple[str, int], ...]    # (topic, accounts scored), by topic
+    below: int                             # topics of the snapshot below the rule
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,12 @@ class AccountStatement:
     explanation: Explanation | None        # the latest change, from the previous period as published
     note: str                              # why there is no explanation, when there is none
     gaming: tuple[AccountGaming, ...] = ()  # stored gaming audits of its published runs that flag it
+    topics: Any = None                     # AccountTopics in the topic run of the latest period, if any
+    influence: Any = None                  # Influence in the run on display now
+    engagers: Any = None                   # Engagers in the run on display now, alerts at ALERT_SCORE
+
+
+ALERT_SCORE = 50.0         # the statement's "high-score engagers": those scoring at least this
 
 
 def histogram(scores: np.ndarray) -> tuple[Bin, ...]:
@@ -148,7 +168,8 @@ def _releases(con: duckdb.DuckDBPyConnection, wanted: list[str] | None) -> list[
     rows = dicts(con, """
         SELECT r.algorithm_id, min(p.published_at) AS first FROM publication p JOIN run r USING (run_id)
         GROUP BY r.algorithm_id ORDER BY min(p.published_at), r.algorithm_id""")
-    found = [(algos.get(con, r["algorithm_id"]), r["first"]) for r in rows]
+    # topic versions are listed apart (TopicScoring): their runs hold (account, topic) rows
+    found = [(a, r["first"]) for r in rows if not (a := algos.get(con, r["algorithm_id"])).by_topic]
     if wanted:
         labels = {a.label for a, _ in found}
         unknown = [w for w in wanted if w not in labels]
@@ -206,10 +227,35 @@ def transparency(store: Store, releases: list[str] | None = None, *, rerun_runs:
         batches = tuple(BatchQuality(**{**r, "source_name": base_name(r["source_name"]),
                                         "validation": json.loads(r["validation"])}) for r in batch_rows)
         check = verify(con, rerun_runs=rerun_runs)
+        topics = _topic_scoring(con)
     wanted = set(releases or [])
     labels = [r.algorithm.label for r in out] + [None]
     out = [dataclasses.replace(r, superseded_by=labels[i + 1]) for i, r in enumerate(out)]
-    return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check)
+    return TransparencyData(tuple(r for r in out if not wanted or r.algorithm.label in wanted), batches, check,
+                            topics)
+
+
+def _topic_scoring(con: duckdb.DuckDBPyConnection) -> tuple[TopicScoring, ...]:
+    """The latest run of each topic version (published ones first), with its topics and rule."""
+    rows = dicts(con, f"""
+        SELECT r.run_id, r.snapshot_id, a.name || '@' || a.version AS algorithm, a.params,
+               EXISTS (SELECT 1 FROM publication p WHERE p.run_id = r.run_id) AS published
+        FROM run r JOIN algorithm a USING (algorithm_id) JOIN snapshot s USING (snapshot_id)
+        WHERE NOT r.counterfactual AND {pubs.TOPICAL}
+        ORDER BY a.name, a.version, published DESC, s.as_of DESC, r.run_id""")
+    out, seen = [], set()
+    for r in rows:
+        if r["algorithm"] in seen:
+            continue
+        seen.add(r["algorithm"])
+        scored = tuple((t, int(n)) for t, n in runs_.topics(con, r["run_id"]).iter_rows())
+        rows_sql, params = snaps.selection(snaps.get(con, r["snapshot_id"]))
+        every = dicts(con, f"""SELECT count(DISTINCT t) AS n FROM (SELECT unnest(string_split(topic, '|')) AS t
+                               FROM ({rows_sql}) WHERE topic IS NOT NULL) WHERE t <> ''""", params)[0]["n"]
+        rule = json.loads(r["params"]).get("min_topic", {})
+        out.append(TopicScoring(r["algorithm"], r["run_id"], r["snapshot_id"], bool(r["published"]), rule, scored,
+                                int(every) - len(scored)))
+    return tuple(out)
 
 
 def account_gaming(store: Store, account: str, published: pl.DataFrame, restated: pl.DataFrame
@@ -244,22 +290,50 @@ def account_statement(store: Store, account: str, *, now: datetime, compute: boo
     if published.height == 0:
         raise NotFound(f'account "{account}" has no published score; "audit history {account}" shows none either')
     flagged = account_gaming(store, account, published, restated)
+    extra = _influence_parts(store, account, restated)
     if published.height < 2 and restated.height < 2 and published.equals(restated):
-        return AccountStatement(account, published, restated, None, "only one published score so far", flagged)
+        return AccountStatement(account, published, restated, None, "only one published score so far", flagged, **extra)
     # The latest change as the account saw it: the previous period as first published, then the
     # latest period as it stands now.
     before = published.row(published.height - 2 if published.height >= 2 else 0, named=True)
     after = restated.row(restated.height - 1, named=True)
     if before["run_id"] == after["run_id"]:
-        return AccountStatement(account, published, restated, None, "no change to explain", flagged)
+        return AccountStatement(account, published, restated, None, "no change to explain", flagged, **extra)
     try:
         e = explain(store, account, from_run=before["run_id"], to_run=after["run_id"], now=now, compute=compute)
     except NotComputed:
         return AccountStatement(account, published, restated, None,
                                 "the counterfactual runs the latest change needs are not stored yet "
                                 f"(an explain job from {before['run_id']} to {after['run_id']} stores them)",
-                                flagged)
-    return AccountStatement(account, published, restated, e, "", flagged)
+                                flagged, **extra)
+    return AccountStatement(account, published, restated, e, "", flagged, **extra)
+
+
+def _influence_parts(store: Store, account: str, restated: pl.DataFrame) -> dict[str, Any]:
+    """The account's top topics (the topic run published for the latest period, else a topic run of its
+    snapshot), its influencers and influencees and its engagers scoring ALERT_SCORE or more, in the run
+    on display now; each left out where the store cannot answer it."""
+    from .topics import account_topics, engagers, influence
+    if restated.height == 0:
+        return {}
+    run_id = restated.row(restated.height - 1, named=True)["run_id"]
+    out: dict[str, Any] = {}
+    with reading(store) as con:
+        topical = pubs.points(con, topical=True)
+        run = runs_.get(con, run_id)
+        same = dicts(con, f"SELECT r.run_id FROM run r JOIN algorithm a USING (algorithm_id) WHERE r.snapshot_id = ? "
+                          f"AND NOT r.counterfactual AND {pubs.TOPICAL} ORDER BY a.name, a.version DESC, r.run_id",
+                     [run.snapshot_id])
+    topic_run = ([p for p, _ in pubs.shown(topical, latest=True)] or [None])[-1]
+    topic_run = topic_run.run_id if topic_run is not None else (same[0]["run_id"] if same else None)
+    if topic_run is not None:
+        out["topics"] = account_topics(store, account, run=topic_run, top=10)
+    try:
+        out["influence"] = influence(store, account, run=run_id, top=5)
+    except AuditError:
+        pass                            # a version without engagers(): no split by engager
+    out["engagers"] = engagers(store, account, run=run_id, min_score=ALERT_SCORE)
+    return out
 
 
 @dataclass(frozen=True)

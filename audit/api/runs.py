@@ -86,16 +86,19 @@ def get_run(store: Store, ref: str) -> Run:
         return runs_.resolve(con, ref)
 
 
-def scores(store: Store, run: str, *, accounts: list[str] | None = None, top: int | None = None) -> pl.DataFrame:
+def scores(store: Store, run: str, *, accounts: list[str] | None = None, top: int | None = None,
+           topic: str | None = None) -> pl.DataFrame:
     """Scores of a run with their rank (1 = highest; ties share the best rank), best first, and
     one column per component. `accounts` picks many accounts at once (unknown ones are absent);
-    `top` keeps the best N."""
+    `top` keeps the best N; `topic` is required for a topic run (ranks within the topic)."""
+    from .topics import check_topic
     with reading(store) as con:
         r = runs_.resolve(con, run)
+        topic = check_topic(con, r, topic)
         names = [c for c, _ in algos.get(con, r.algorithm_id).components]
         if accounts is not None:
             accounts = accts.resolve(con, accounts).ids      # ids and @handles (unknown handles: absent)
-        df = runs_.ranked(con, r.run_id, accounts=accounts, top=top)
+        df = runs_.ranked(con, r.run_id, accounts=accounts, top=top, topic=topic)
         df = accts.with_handles(df, accts.handles(con, df["account_id"].to_list()))
     return df.with_columns(
         [pl.col("components").list.get(i).alias(n) for i, n in enumerate(names)]).drop("components")

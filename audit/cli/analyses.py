@@ -6,7 +6,7 @@ import sys
 import click
 
 from .. import api, present
-from .base import cli, emit, json_option, now_utc, steps, store_of
+from .base import cli, emit, json_option, now_utc, steps, store_of, topic_option
 
 
 def _segments(items: tuple[str, ...]) -> dict[str, str]:
@@ -27,10 +27,11 @@ def _segments(items: tuple[str, ...]) -> dict[str, str]:
               help="An extra segment: a DuckDB SQL expression over received, given, distinct_engagers, "
                    "followers, age_days (repeatable).")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when any score differs, 0 when none.")
+@topic_option
 @json_option
 @click.pass_context
 def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment_items: tuple[str, ...],
-            exit_code: bool, as_json: bool) -> None:
+            exit_code: bool, topic: str | None, as_json: bool) -> None:
     """Compare run CANDIDATE against run BASELINE: coverage, score deltas, rank agreement
     (Spearman, Kendall tau-b, rank-biased overlap, top-k overlap), band migration, who pays by
     segment, the top movers, and what changed in the algorithm.
@@ -40,7 +41,8 @@ def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment
         audit compare r_1a2b r_3c4d --top 10
         audit compare r_1a2b r_3c4d --segment "heavy=CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"
     """
-    result = api.compare(store_of(ctx), baseline, candidate, top=top, segments=_segments(segment_items))
+    result = api.compare(store_of(ctx), baseline, candidate, top=top, segments=_segments(segment_items),
+                         topic=topic)
     emit(present.comparison_json(result), present.comparison_text(result), as_json)
     if exit_code and result.any_difference:
         sys.exit(1)
@@ -52,10 +54,11 @@ def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment
 @click.option("--to", "to_run", required=True, help="The candidate run (id or prefix) or published period.")
 @click.option("--release", default=None, metavar="NAME@VERSION",
               help="--from and --to are periods this published version was published for.")
+@topic_option
 @json_option
 @click.pass_context
 def explain(ctx: click.Context, account: str, from_run: str, to_run: str, release: str | None,
-            as_json: bool) -> None:
+            topic: str | None, as_json: bool) -> None:
     """Explain ACCOUNT's (id or @handle) score change between two runs, or two published periods
     (the run on display for each): own activity, everyone else, and the algorithm, with at most
     four ranked reasons and the engagers behind it.
@@ -70,7 +73,7 @@ def explain(ctx: click.Context, account: str, from_run: str, to_run: str, releas
     """
     progress = steps()
     e = api.explain(store_of(ctx), account, from_run=from_run, to_run=to_run, now=now_utc(), step=progress,
-                    release=release)
+                    release=release, topic=topic)
     progress.done()
     emit(present.explanation_json(e), present.explanation_text(e), as_json)
 

@@ -61,6 +61,8 @@ def steps() -> Steps:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+topic_option = click.option("--topic", default=None, metavar="T",
+                            help="A topic of a topic run (e.g. of topics@1): its scores, ranked within the topic.")
 
 
 class AuditGroup(click.Group):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import account_ids, cli, emit, emit_json, emit_text, json_option, listing, now_utc, steps, store_of
+from .base import (account_ids, cli, emit, emit_json, emit_text, json_option, listing, now_utc, steps, store_of,
+                   topic_option)
 
 
 @cli.command()
@@ -93,19 +94,22 @@ def list_runs(ctx: click.Context, run: str | None, as_json: bool) -> None:
 @click.option("--account", "accounts", multiple=True, help="An account to show (repeat for many).")
 @click.option("--accounts-file", type=click.File("r"), help="A file of account ids, one per line.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Only the N best.")
+@topic_option
 @json_option
 @click.pass_context
 def list_scores(ctx: click.Context, run: str, accounts: tuple[str, ...], accounts_file, top: int | None,
-                as_json: bool) -> None:
-    """Show scores of RUN with rank and components, best first.
+                topic: str | None, as_json: bool) -> None:
+    """Show scores of RUN with rank and components, best first (of one topic of a topic run, with
+    --topic: a topic's leaders).
 
     \b
     Example:
         audit scores r_1a2b --top 10
         audit scores r_1a2b --account 88 --account 14454
+        audit scores r_5e6f --topic cryptography --top 5
     """
     wanted = account_ids(accounts, accounts_file)
-    df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20)
+    df = api.scores(store_of(ctx), run, accounts=wanted or None, top=top if top or wanted else 20, topic=topic)
     emit(present.scores_json(df), present.scores_text(df), as_json)
     emit_text("\n".join(present.missing_warnings(wanted, df, "is not in this run")), err=True)
 
@@ -144,10 +148,11 @@ list_publications = listing(
 @click.option("--as-of", "as_of", default=None,
               help="Show what was on display at this instant: a publication instant (when scores were "
                    "published, see `audit publications`), not the date of the data; a bare date means its end.")
+@topic_option
 @json_option
 @click.pass_context
 def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restated: bool, as_of: str | None,
-            as_json: bool) -> None:
+            topic: str | None, as_json: bool) -> None:
     """Score history of ACCOUNT(s) per period: as originally published (default), as restated, or
     as it was on display at an instant. `*` marks where the algorithm changed; "superseded" marks a
     score a later publication replaced, "restatement" a score that replaced an earlier one.
@@ -161,7 +166,7 @@ def history(ctx: click.Context, accounts: tuple[str, ...], accounts_file, restat
     wanted = account_ids(accounts, accounts_file)
     if not wanted:
         raise click.UsageError("give at least one ACCOUNT or --accounts-file")
-    df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of)
+    df = api.history(store_of(ctx), wanted, restated=restated, as_of=as_of, topic=topic)
     emit(present.history_json(df), present.history_text(df), as_json)
     if not as_json:
         where = "has no published score" if as_of is None else f"had no published score on display at {as_of}"
@@ -177,9 +182,11 @@ run_option = click.option("--run", default=None, help="This run (id or prefix) i
 @click.argument("account")
 @release_option
 @run_option
+@topic_option
 @json_option
 @click.pass_context
-def account_score(ctx: click.Context, account: str, release: str | None, run: str | None, as_json: bool) -> None:
+def account_score(ctx: click.Context, account: str, release: str | None, run: str | None, topic: str | None,
+                  as_json: bool) -> None:
     """The published score of ACCOUNT (id or @handle): score, raw, rank, run and period, and the
     change since the previous published day, week and month. By default the score on display
     now (the latest period, as restated).
@@ -191,7 +198,7 @@ def account_score(ctx: click.Context, account: str, release: str | None, run: st
     """
     if release and run:
         raise click.UsageError("give --release or --run, not both")
-    card = api.account_score(store_of(ctx), account, release=release, run=run)
+    card = api.account_score(store_of(ctx), account, release=release, run=run, topic=topic)
     emit(present.score_card_json(card), present.score_card_text(card), as_json)
 
 
@@ -200,10 +207,11 @@ def account_score(ctx: click.Context, account: str, release: str | None, run: st
 @click.option("--accounts-file", type=click.File("r"), help="A file of account ids or @handles, one per line.")
 @release_option
 @run_option
+@topic_option
 @json_option
 @click.pass_context
 def lookup(ctx: click.Context, accounts: tuple[str, ...], accounts_file, release: str | None, run: str | None,
-           as_json: bool) -> None:
+           topic: str | None, as_json: bool) -> None:
     """Scores of many ACCOUNTS (ids or @handles) at once, from the publication on display now (or
     --release, --run); unknown ones and handles held by several accounts are listed apart.
 
@@ -217,5 +225,5 @@ def lookup(ctx: click.Context, accounts: tuple[str, ...], accounts_file, release
     wanted = account_ids(accounts, accounts_file)
     if not wanted:
         raise click.UsageError("give at least one ACCOUNT or --accounts-file")
-    result = api.lookup_scores(store_of(ctx), wanted, release=release, run=run)
+    result = api.lookup_scores(store_of(ctx), wanted, release=release, run=run, topic=topic)
     emit(present.lookup_json(result), present.lookup_text(result), as_json)

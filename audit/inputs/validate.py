@@ -20,6 +20,17 @@ from .formats import ACCOUNT_COLUMNS, INTERACTION_COLUMNS, OPTIONAL_ACCOUNT, OPT
 from ..store.schema import KINDS
 
 EXAMPLES = 5
+TOPIC_MAX = 100         # characters in one topic name
+TOPIC_SEP = "|"         # a row's topics are separated by it: each event counts once in each
+
+
+def _topic_ok() -> pl.Expr:
+    """True where `topic` is absent or one or more names separated by TOPIC_SEP, each of 1 to
+    TOPIC_MAX characters and without control characters."""
+    name = pl.element()
+    good = ((name.str.len_chars() > 0) & (name.str.len_chars() <= TOPIC_MAX)
+            & ~name.str.contains(r"[\x00-\x1f\x7f-\x9f]"))
+    return pl.col("topic").is_null() | pl.col("topic").str.split(TOPIC_SEP).list.eval(good).list.all()
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,7 @@ def _checks(parsed: Parsed, now: datetime) -> tuple[pl.DataFrame, list[Check]]:
             (pl.col("ts").dt.epoch("us") / 1e6).alias("ts_epoch"),
             pl.col("weight").is_finite().fill_null(False).alias("weight_finite"),
             "event_id",
+            _topic_ok().alias("topic_ok"),
         )
         checks = [Check("expect_column_values_to_not_be_null", c, f"{c} is present", (c,), {})
                   for c in ("source", "target", "kind")]
@@ -70,6 +82,10 @@ def _checks(parsed: Parsed, now: datetime) -> tuple[pl.DataFrame, list[Check]]:
             Check("expect_column_values_to_be_in_set", "weight_finite", "weight is a finite number",
                   ("weight_text",), {"value_set": [True]}),
         ]
+        if df["topic"].null_count() < df.height:
+            checks.append(Check("expect_column_values_to_be_in_set", "topic_ok",
+                                f"topic is one or more names separated by {TOPIC_SEP}, each of 1 to {TOPIC_MAX} "
+                                "characters without control characters", ("topic",), {"value_set": [True]}))
         if df["event_id"].null_count() < df.height:
             checks.append(Check("expect_column_values_to_be_unique", "event_id", "event_id is unique",
                                 ("event_id",), {}))
@@ -175,7 +191,13 @@ def validate(parsed: Parsed, now: datetime) -> dict[str, Any]:
         warnings.append({"code": "identical_rows", "count": dup.height,
                          "text": f"{dup.height:,} rows repeat an earlier row of this file exactly; kept as delivered",
                          "example_lines": dup["_line"].head(EXAMPLES).to_list()})
-    return {"rows": parsed.frame.height, "expectations": outcome, "warnings": warnings,
-            "validator": f"great_expectations {_gx().__version__}"}
+    result = {"rows": parsed.frame.height, "expectations": outcome, "warnings": warnings,
+              "validator": f"great_expectations {_gx().__version__}"}
+    if parsed.batch_kind == "interactions" and parsed.frame["topic"].null_count() < parsed.frame.height:
+        # the batch's topics, kept with it (each row counts once in each of its topics)
+        names = parsed.frame["topic"].drop_nulls().str.split(TOPIC_SEP).list.unique().explode()
+        result["topics"] = {"rows": parsed.frame.height - parsed.frame["topic"].null_count(),
+                            "distinct": names.n_unique(), "assignments": len(names)}
+    return result
 
 

@@ -15,6 +15,8 @@ from .records import (algorithm_json, algorithms_json, algorithms_text, engine_t
                       publications_text, published_json, published_text, registered_json, registered_text, run_json,
                       runs_json, runs_text, scored_json, scored_text, scores_json, scores_text, snapshot_created_json,
                       snapshot_json, snapshot_text, snapshots_json, snapshots_text)
+from .topics import (account_topics_json, account_topics_text, engagers_json, engagers_text, influence_json,
+                     influence_text)
 from .verify import verification_json, verification_text
 
 
@@ -34,4 +36,5 @@ __all__ = [
     "registered_json", "registered_text", "run_json", "runs_json", "runs_text", "scored_json", "scored_text",
     "scores_json", "scores_text", "snapshot_created_json", "snapshot_json", "snapshot_text", "snapshots_json",
     "snapshots_text", "verification_json", "verification_text", "written_json", "written_text",
+    "account_topics_json", "account_topics_text", "engagers_json", "engagers_text", "influence_json", "influence_text",
 ]

@@ -6,7 +6,9 @@ self-contained modules in `audit.algorithms` and are registered from there on fi
 """
 from __future__ import annotations
 
+import functools
 import json
+import re
 import types
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +24,7 @@ from ..store.recipes import algorithm_hash, logged
 from . import stored_source
 
 SHIPPED = {"activity@1": "activity_v1.py", "activity@2": "activity_v2.py", "network@2": "network_v2.py",
-           "network@3": "network_v3.py"}
+           "network@3": "network_v3.py", "topics@1": "topics_v1.py"}
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "COMPONENTS", "score")
 
 
@@ -45,6 +47,21 @@ class Algorithm:
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+    @property
+    def by_topic(self) -> bool:
+        """Whether the version scores (account, topic) pairs (its module declares DIMENSION = "topic")."""
+        return _declares_topics(self.source_sha256, self.source)
+
+
+_TOPIC_DIMENSION = re.compile(r'^DIMENSION\s*=\s*["\']topic["\']\s*(#.*)?$', re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=256)
+def _declares_topics(source_sha256: str, source: str) -> bool:
+    # read from the text, not by executing it: reads must not run stored source (the output
+    # contract checks the declared shape when a run executes it)
+    return bool(_TOPIC_DIMENSION.search(source))
 
 
 def load_module(source: str, label: str) -> types.ModuleType:

@@ -58,8 +58,11 @@ def publish(con: duckdb.DuckDBPyConnection, run_id: str, period: str, now: datet
     same = dicts(con, f"SELECT {_COLUMNS} FROM publication WHERE run_id = ? AND period = ?", [run_id, period])
     if same:
         return Publication(**same[0])
-    latest = dicts(con, "SELECT publication_id, published_at FROM publication WHERE period = ? "
-                        "ORDER BY published_at DESC, publication_id DESC LIMIT 1", [period])
+    topical = dicts(con, f"SELECT {TOPICAL} AS t FROM run JOIN algorithm a USING (algorithm_id) WHERE run_id = ?",
+                    [run_id])[0]["t"]
+    latest = dicts(con, f"SELECT p.publication_id, p.published_at FROM publication p JOIN run USING (run_id) "
+                        f"JOIN algorithm a USING (algorithm_id) WHERE p.period = ? AND {'' if topical else 'NOT '}{TOPICAL} "
+                        "ORDER BY p.published_at DESC, p.publication_id DESC LIMIT 1", [period])
     restates = latest[0]["publication_id"] if latest else None
     if latest and now <= latest[0]["published_at"]:
         raise AuditError(f"period {period} was last published at {latest[0]['published_at'].isoformat()}; "
@@ -90,13 +93,20 @@ class Point:
     as_of: datetime                     # of the run's snapshot
 
 
-def points(con: duckdb.DuckDBPyConnection) -> list[Point]:
-    """Every publication with its algorithm and as-of, in the order they were made."""
-    return [Point(**r) for r in dicts(con, """
+# Whether an algorithm row is a topic version (the DIMENSION declaration algorithms.Algorithm.by_topic reads).
+TOPICAL = """regexp_matches(a.source, '(?m)^DIMENSION\\s*=\\s*["'']topic["'']')"""
+
+
+def points(con: duckdb.DuckDBPyConnection, *, topical: bool = False) -> list[Point]:
+    """Every publication with its algorithm and as-of, in the order they were made: of runs without
+    topics, or (`topical`) of runs of topic versions. The two are separate views of history: a topic
+    run published for a period does not restate the period's score, nor the reverse."""
+    return [Point(**r) for r in dicts(con, f"""
         SELECT p.publication_id, p.run_id, p.period, p.restates, p.published_at,
                a.name || '@' || a.version AS algorithm, s.as_of
         FROM publication p JOIN run USING (run_id) JOIN algorithm a USING (algorithm_id)
         JOIN snapshot s USING (snapshot_id)
+        WHERE {"" if topical else "NOT "}{TOPICAL}
         ORDER BY p.published_at, p.publication_id""")]
 
 
@@ -146,10 +156,11 @@ def history_frame(all_points: list[Point], ranked: Ranked, accounts: list[str], 
     return pl.DataFrame(out, schema=HISTORY_SCHEMA, orient="row")
 
 
-def ranked_in_store(con: duckdb.DuckDBPyConnection) -> Ranked:
-    """The Ranked lookup of a store: each call ranks in SQL (`runs.ranked`, `runs.RANK`)."""
+def ranked_in_store(con: duckdb.DuckDBPyConnection, topic: str | None = None) -> Ranked:
+    """The Ranked lookup of a store: each call ranks in SQL (`runs.ranked`, `runs.RANK`); with `topic`,
+    within that topic of topic runs."""
     def lookup(run_id: str, accounts: list[str]) -> list[tuple[str, float, float, int]]:
-        df = ranked(con, run_id, accounts=list(dict.fromkeys(accounts)))
+        df = ranked(con, run_id, accounts=list(dict.fromkeys(accounts)), topic=topic)
         return sorted(zip(df["account_id"].to_list(), df["score"].to_list(), df["raw"].to_list(),
                           df["rank"].to_list()))
     return lookup

@@ -62,9 +62,11 @@ def engines() -> dict[str, str]:
 
 
 def result_frame(result: pl.DataFrame, algorithm: Algorithm) -> pl.DataFrame:
-    """The hashed shape: account_id, raw, score, then the components in declared order as c_0.."""
+    """The hashed shape: account_id, raw, score, then the components in declared order as c_0..
+    (a topic version's: account_id, topic, raw, score, c_0..)."""
     names = [c for c, _ in algorithm.components]
-    return result.select("account_id", pl.col("raw", "score").cast(pl.Float64),
+    keys = ("account_id", "topic") if algorithm.by_topic else ("account_id",)
+    return result.select(*keys, pl.col("raw", "score").cast(pl.Float64),
                          *[pl.col(c).cast(pl.Float64).alias(f"c_{i}") for i, c in enumerate(names)])
 
 
@@ -74,12 +76,15 @@ def check_output(result: Any, algorithm: Algorithm, universe: int | None = None)
     if not isinstance(result, pl.DataFrame):
         raise AuditError(f"algorithm {label}: score() returned {type(result).__name__}, not a polars DataFrame")
     names = [c for c, _ in algorithm.components]
-    expected = ["account_id", "raw", "score", *names]
+    keys = ["account_id", "topic"] if algorithm.by_topic else ["account_id"]
+    expected = [*keys, "raw", "score", *names]
     if result.columns != expected:
         raise AuditError(f"algorithm {label}: score() returned columns {result.columns}, expected {expected}")
     ids = result["account_id"]
     if ids.dtype != pl.String:      # stored as text: other ids would hash (and sort) unlike the stored rows
         raise AuditError(f"algorithm {label}: account_id must be a String column, not {ids.dtype}")
+    if algorithm.by_topic:
+        return _check_topic_rows(result, algorithm, names)
     if ids.null_count() or ids.n_unique() != result.height:
         raise AuditError(f"algorithm {label}: account_id must be unique and non-null")
     if universe is not None and result.height != universe:
@@ -87,6 +92,29 @@ def check_output(result: Any, algorithm: Algorithm, universe: int | None = None)
                          f"{universe:,} accounts; the contract is one row per account")
     if not ids.is_sorted():
         raise AuditError(f"algorithm {label}: output must be sorted by account_id")
+    return _check_values(result, algorithm, names)
+
+
+def _check_topic_rows(result: pl.DataFrame, algorithm: Algorithm, names: list[str]) -> pl.DataFrame:
+    """A topic version's rows: one per (topic, account), sorted by topic then account, named topics."""
+    label = algorithm.label
+    if result["topic"].dtype != pl.String:
+        raise AuditError(f"algorithm {label}: topic must be a String column, not {result['topic'].dtype}")
+    if result["account_id"].null_count() or result["topic"].null_count() or (
+            result["topic"].str.len_bytes() == 0).any():
+        raise AuditError(f"algorithm {label}: account_id and topic must be non-null (and topics non-empty)")
+    # strictly increasing (topic, account_id) pairs: sorted, and each pair once, in one pass
+    t, a = pl.col("topic"), pl.col("account_id")
+    if not result.select(((t > t.shift()) | ((t == t.shift()) & (a > a.shift()))).slice(1).all()).item():
+        raise AuditError(f"algorithm {label}: output must be sorted by topic, then account_id, with one row "
+                         "per (account, topic)")
+    _check_values(result.drop("topic"), algorithm, names)
+    return result
+
+
+def _check_values(result: pl.DataFrame, algorithm: Algorithm, names: list[str]) -> pl.DataFrame:
+    """Finite values, scores in 1..100, components adding up to raw."""
+    label, ids = algorithm.label, result["account_id"]
     values = result.select(pl.exclude("account_id").cast(pl.Float64)).to_numpy()
     if not np.isfinite(values).all():
         raise AuditError(f"algorithm {label}: raw, score and components must be finite")
@@ -107,11 +135,20 @@ def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Algorithm
     """Execute the stored source on the snapshot's inputs; return the stored-shape frame and the
     population statistics of its mapping (None when the algorithm declares no normalisation())."""
     module = verified_module(algorithm)
-    interactions, accounts = load_inputs(con, snap)
+    if (getattr(module, "DIMENSION", None) == "topic") != algorithm.by_topic:
+        raise AuditError(f'algorithm {algorithm.label}: DIMENSION must be written DIMENSION = "topic" on a line '
+                         "of its own, or be absent")
+    interactions, accounts = load_inputs(con, snap, topics=algorithm.by_topic)
     try:
         result = module.score(interactions, accounts, algorithm.params)
         checked = check_output(result, algorithm, snap.accounts)
-        norm = module.normalisation(checked, algorithm.params) if hasattr(module, "normalisation") else None
+        if not hasattr(module, "normalisation"):
+            norm = None
+        elif algorithm.by_topic:        # one population statistic per topic, of that topic's rows
+            norm = {"topics": {str(part["topic"][0]): module.normalisation(part.drop("topic"), algorithm.params)
+                               for part in checked.partition_by("topic", maintain_order=True)}}
+        else:
+            norm = module.normalisation(checked, algorithm.params)
     except AuditError:
         raise
     except Exception as exc:
@@ -159,10 +196,12 @@ def compute_on_spark(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: 
             described)
 
 
-def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
-    """The population statistics stored with a run (None for a version without normalisation())."""
+def stored_normalisation(con: duckdb.DuckDBPyConnection, run_id: str, topic: str | None = None) -> dict | None:
+    """The population statistics stored with a run (None for a version without normalisation());
+    with `topic`, those of that topic in a topic run."""
     rows = dicts(con, "SELECT norm FROM run_normalisation WHERE run_id = ?", [run_id])
-    return json.loads(rows[0]["norm"]) if rows else None
+    norm = json.loads(rows[0]["norm"]) if rows else None
+    return norm["topics"].get(topic) if topic is not None and norm is not None else norm
 
 
 _COLUMNS = ("r.run_id, r.snapshot_id, r.algorithm_id, a.name || '@' || a.version AS algorithm, r.accounts, "
@@ -228,9 +267,10 @@ def score_snapshot(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: Al
     seconds = round(time.perf_counter() - t0, 3)
     digest = result_hash(stored)
     components = ", ".join(c for c in stored.columns if c.startswith("c_"))
+    topic = "topic" if algorithm.by_topic else "NULL"
     with registered(con, "result_rows", stored):
-        con.execute(f"INSERT INTO score SELECT ?, account_id, raw, score, [{components}]::DOUBLE[] "
-                    "FROM result_rows", [run_id])
+        con.execute(f"INSERT INTO score (run_id, account_id, raw, score, components, topic) SELECT ?, account_id, "
+                    f"raw, score, [{components}]::DOUBLE[], {topic} FROM result_rows", [run_id])
     content = run_hash(run_id, snap.snapshot_id, algorithm.algorithm_id, stored.height, digest, versions,
                        seconds, counterfactual, engine)
     con.execute("INSERT INTO run VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
@@ -251,20 +291,31 @@ RANK = "rank() OVER (PARTITION BY run_id ORDER BY score DESC)"
 FEW = 16
 
 
+def _in_topic(topic: str | None, params: dict) -> str:
+    """The filter of a topic's rows in a topic run (nothing for a run without topics)."""
+    if topic is None:
+        return ""
+    params["topic"] = topic
+    return " AND topic = $topic"
+
+
 def ranked(con: duckdb.DuckDBPyConnection, run_id: str, *, accounts: list[str] | None = None,
-           top: int | None = None) -> pl.DataFrame:
+           top: int | None = None, topic: str | None = None) -> pl.DataFrame:
     """account_id, score, raw, components and rank of a run, best first (ties by account_id);
-    only the given accounts when `accounts` is given, only the best `top` when `top` is."""
+    only the given accounts when `accounts` is given, only the best `top` when `top` is; with
+    `topic`, the rows of that topic of a topic run, ranked within the topic."""
     params: dict = {"run": run_id}
+    where = _in_topic(topic, params)
     if accounts is not None and len(accounts) <= FEW and top is None:
         # A few accounts: RANK spelled as 1 + the strictly higher scores, one filtered count each,
         # instead of ranking the whole run (an explanation asks for one account four times).
         params["accounts"] = list(accounts)
-        return frame(con, """
+        return frame(con, f"""
             WITH mine AS (SELECT account_id, score, raw, components FROM score
-                          WHERE run_id = $run AND account_id IN (SELECT unnest($accounts)))
+                          WHERE run_id = $run{where} AND account_id IN (SELECT unnest($accounts)))
             SELECT account_id, score, raw, components,
-                   (SELECT count(*) FROM score h WHERE h.run_id = $run AND h.score > mine.score) + 1 AS rank
+                   (SELECT count(*) FROM score h WHERE h.run_id = $run{where.replace(" topic", " h.topic")}
+                    AND h.score > mine.score) + 1 AS rank
             FROM mine ORDER BY rank, account_id""", params)
     picked = ""
     if accounts is not None:
@@ -273,48 +324,65 @@ def ranked(con: duckdb.DuckDBPyConnection, run_id: str, *, accounts: list[str] |
     if top is not None:
         limit, params["top"] = "LIMIT $top", int(top)
     return frame(con, f"""
-        WITH ranked AS (SELECT account_id, score, raw, components, {RANK} AS rank FROM score WHERE run_id = $run)
+        WITH ranked AS (SELECT account_id, score, raw, components, {RANK} AS rank FROM score
+                        WHERE run_id = $run{where})
         SELECT * FROM ranked {picked} ORDER BY rank, account_id {limit}""", params)
 
 
-def place(con: duckdb.DuckDBPyConnection, run_id: str, account: str) -> dict | None:
+def place(con: duckdb.DuckDBPyConnection, run_id: str, account: str, topic: str | None = None) -> dict | None:
     """raw, score, rank (RANK's definition: 1 + accounts scoring strictly higher) and tied (other
-    accounts with exactly this score) of one account in a run; None when it has no score there."""
-    rows = dicts(con, """
-        WITH s AS (SELECT raw, score FROM score WHERE run_id = $run AND account_id = $account)
+    accounts with exactly this score) of one account in a run (in a topic of a topic run); None when
+    it has no score there."""
+    params = {"run": run_id, "account": account}
+    where = _in_topic(topic, params)
+    rows = dicts(con, f"""
+        WITH s AS (SELECT raw, score FROM score WHERE run_id = $run{where} AND account_id = $account)
         SELECT s.raw, s.score, count(*) FILTER (WHERE o.score > s.score) + 1 AS rank,
                count(*) FILTER (WHERE o.score = s.score) - 1 AS tied
-        FROM s, score o WHERE o.run_id = $run GROUP BY s.raw, s.score""", {"run": run_id, "account": account})
+        FROM s, score o WHERE o.run_id = $run{where.replace(" topic", " o.topic")} GROUP BY s.raw, s.score""", params)
     return rows[0] if rows else None
 
 
-def has(con: duckdb.DuckDBPyConnection, run_id: str, account: str) -> bool:
-    """Whether the account has a score in the run."""
-    return bool(dicts(con, "SELECT count(*) AS n FROM score WHERE run_id = ? AND account_id = ?",
-                      [run_id, account])[0]["n"])
+def has(con: duckdb.DuckDBPyConnection, run_id: str, account: str, topic: str | None = None) -> bool:
+    """Whether the account has a score in the run (in the topic, for a topic run)."""
+    params = {"run": run_id, "account": account}
+    where = _in_topic(topic, params)
+    return bool(dicts(con, f"SELECT count(*) AS n FROM score WHERE run_id = $run{where} AND account_id = $account",
+                      params)[0]["n"])
 
 
-def score_at_rank(con: duckdb.DuckDBPyConnection, run_id: str, rank: int) -> float:
+def score_at_rank(con: duckdb.DuckDBPyConnection, run_id: str, rank: int, topic: str | None = None) -> float:
     """The score of the rank-th best account of a run (the score an account of that rank has)."""
-    return dicts(con, "SELECT score FROM score WHERE run_id = ? ORDER BY score DESC LIMIT 1 OFFSET ?",
-                 [run_id, rank - 1])[0]["score"]
+    params = {"run": run_id, "offset": rank - 1}
+    where = _in_topic(topic, params)
+    return dicts(con, f"SELECT score FROM score WHERE run_id = $run{where} ORDER BY score DESC LIMIT 1 OFFSET $offset",
+                 params)[0]["score"]
 
 
-def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None) -> pl.DataFrame:
-    """account_id, raw, score of a run (of the given accounts only, when given), in account order."""
-    if accounts is None:
+def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] | None = None,
+               topic: str | None = None) -> pl.DataFrame:
+    """account_id, raw, score of a run (of the given accounts only, when given; of one topic of a
+    topic run, with `topic`), in account order."""
+    if accounts is None and topic is None:
         return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = ? ORDER BY account_id", [run_id])
-    return frame(con, "SELECT account_id, raw, score FROM score WHERE run_id = $run AND account_id IN "
-                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
+    params: dict = {"run": run_id}
+    where = _in_topic(topic, params)
+    if accounts is not None:
+        where, params["ids"] = where + " AND account_id IN (SELECT unnest($ids))", accounts
+    return frame(con, f"SELECT account_id, raw, score FROM score WHERE run_id = $run{where} ORDER BY account_id",
+                 params)
 
 
-def rows(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm, accounts: list[str]) -> pl.DataFrame:
+def rows(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm, accounts: list[str],
+         topic: str | None = None) -> pl.DataFrame:
     """account_id, raw, score and one column per component of the given accounts, in account order:
-    the run's result as its algorithm returned it, for those accounts."""
+    the run's result as its algorithm returned it, for those accounts (in one topic, with `topic`)."""
     names = [c for c, _ in algorithm.components]
     parts = "".join(f", components[{i + 1}] AS {_quoted(n)}" for i, n in enumerate(names))
-    return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = $run AND account_id IN "
-                      "(SELECT unnest($ids)) ORDER BY account_id", {"run": run_id, "ids": accounts})
+    params: dict = {"run": run_id, "ids": accounts}
+    where = _in_topic(topic, params)
+    return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = $run{where} AND account_id IN "
+                      "(SELECT unnest($ids)) ORDER BY account_id", params)
 
 
 def _quoted(name: str) -> str:
@@ -322,18 +390,43 @@ def _quoted(name: str) -> str:
 
 
 def stored_scores(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
-    """A run's rows as stored, in account order (the shape result_hash covers)."""
-    width = dicts(con, "SELECT coalesce(max(len(components)), 0) AS width FROM score WHERE run_id = ?",
-                  [run_id])[0]["width"]
-    parts = "".join(f", components[{i + 1}] AS c_{i}" for i in range(width))
+    """A run's rows as stored, in account order (the shape result_hash covers; a topic run's rows
+    by topic, then account, with their topic)."""
+    found = dicts(con, "SELECT coalesce(max(len(components)), 0) AS width, count(topic) > 0 AS topical "
+                       "FROM score WHERE run_id = ?", [run_id])[0]
+    parts = "".join(f", components[{i + 1}] AS c_{i}" for i in range(found["width"]))
+    if found["topical"]:
+        return frame(con, f"SELECT account_id, topic, raw, score{parts} FROM score WHERE run_id = ? "
+                          "ORDER BY topic, account_id", [run_id])
     return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = ? ORDER BY account_id",
                  [run_id])
 
 
 def account_components(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm,
-                       account: str) -> dict[str, float]:
-    """One account's components in a run, by component name."""
-    rows = dicts(con, "SELECT components FROM score WHERE run_id = ? AND account_id = ?", [run_id, account])
+                       account: str, topic: str | None = None) -> dict[str, float]:
+    """One account's components in a run (in one topic of a topic run), by component name."""
+    params = {"run": run_id, "account": account}
+    where = _in_topic(topic, params)
+    rows = dicts(con, f"SELECT components FROM score WHERE run_id = $run{where} AND account_id = $account", params)
     if not rows:
-        raise NotFound(f'account "{account}" has no score in run {run_id}')
+        raise NotFound(f'account "{account}" has no score in run {run_id}' + (f' in topic "{topic}"' if topic else ""))
     return {name: float(v) for (name, _), v in zip(algorithm.components, rows[0]["components"], strict=True)}
+
+
+def topics(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """topic and accounts (scored in it) of every topic of a topic run, by topic."""
+    return frame(con, "SELECT topic, count(*)::BIGINT AS accounts FROM score WHERE run_id = ? AND topic IS NOT NULL "
+                      "GROUP BY topic ORDER BY topic", [run_id])
+
+
+def account_topics(con: duckdb.DuckDBPyConnection, run_id: str, account: str) -> pl.DataFrame:
+    """topic, score, raw, rank (within the topic) and accounts (of the topic) of one account in every
+    topic of a topic run it has a score in, best first (ties by topic)."""
+    return frame(con, """
+        WITH mine AS (SELECT topic, score, raw FROM score WHERE run_id = $run AND account_id = $account
+                      AND topic IS NOT NULL)
+        SELECT mine.topic, mine.score, mine.raw,
+               count(*) FILTER (WHERE o.score > mine.score) + 1 AS rank, count(*) AS accounts
+        FROM mine JOIN score o ON o.run_id = $run AND o.topic = mine.topic
+        GROUP BY mine.topic, mine.score, mine.raw
+        ORDER BY mine.score DESC, mine.topic""", {"run": run_id, "account": account})

@@ -183,8 +183,10 @@ ACCOUNT_SCHEMA = {"account_id": pl.String, "handle": pl.String, "followers": pl.
                   "following": pl.Int64, "created_at": pl.Datetime("us", "UTC")}
 
 
-def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The snapshot's interactions and accounts, in the algorithm input shape, in a fixed order.
+def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, *,
+                topics: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The snapshot's interactions and accounts, in the algorithm input shape, in a fixed order
+    (with `topics`, the interactions carry their `topic` column too: a topic version's input).
 
     Interactions come in stored order (batch after batch as ingested, each in its file's order),
     ordered by rowid: rows are never updated or deleted, so a row's rowid never changes, and the
@@ -192,7 +194,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.Data
     for the price of an integer sort instead of a sort on timestamps and ids.
     """
     rows, params = selection(snap)
-    interactions = frame(con, f"SELECT _row, source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows})", params)
+    topic = ", topic" if topics else ""
+    interactions = frame(con, f"SELECT _row, source, target, kind::VARCHAR AS kind, ts, weight{topic} FROM ({rows})",
+                         params)
     # A parallel scan returns row groups in any order; an integer sort (polars finds the runs
     # already in order) restores the stored order.
     interactions = interactions.sort("_row").drop("_row")
@@ -295,10 +299,15 @@ def features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataFrame:
         ORDER BY ids.account_id""", params)
 
 
-def account_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, account: str) -> pl.DataFrame:
+def account_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, account: str,
+                   topic: str | None = None) -> pl.DataFrame:
     """The interactions into ACCOUNT in the snapshot, and every interaction of the accounts that
-    engaged it (what an explanation of its score needs), in a total order."""
+    engaged it (what an explanation of its score needs), in a total order; with `topic`, only the
+    interactions of that topic (one of the `|`-separated names of their topic)."""
     rows, params = selection(snap)
+    if topic is not None:
+        rows, params = f"SELECT * FROM ({rows}) WHERE list_contains(string_split(topic, '|'), $topic)", \
+            params | {"topic": topic}
     return frame(con, f"""
         WITH w AS (SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows}))
         SELECT * FROM w WHERE target = $account OR source IN (SELECT source FROM w WHERE target = $account)

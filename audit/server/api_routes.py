@@ -123,6 +123,41 @@ async def explain(request: Request, ref: str, from_: Annotated[str, Query(alias=
     return s.recall(key, depends) or await run_in_threadpool(s.remembered, key, ask, depends)
 
 
+Topic = Annotated[str | None, Query(description="A topic of a topic run (e.g. of topics@1).")]
+
+
+@router.get("/accounts/{ref}/topics", summary="An account's topics, best first",
+            description="Its score and rank in each topic of a topic run (`run`; default: the topic run on display "
+                        "now). CLI: `audit topics REF [--run R] [--top N] --json`.")
+def account_topics(request: Request, ref: str, run: RunRef = None,
+                   top: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> Response:
+    result = api.account_topics(service(request).con, text(ref, "account"), run=text(run, "run"), top=top)
+    return answer(present.account_topics_json(result))
+
+
+@router.get("/accounts/{ref}/influence", summary="An account's influencers and influencees",
+            description="Whose engagement adds most to its score and whose score it adds most to, in points; with "
+                        "`relative`, the accounts ranked by PageRank personalised to it. CLI: `audit influence REF "
+                        "--run R [--top N] [--relative] [--topic T] --json`.")
+def influence(request: Request, ref: str, run: str, top: Annotated[int, Query(ge=1, le=1000)] = 10,
+              relative: bool = False, topic: Topic = None) -> Response:
+    result = api.influence(service(request).con, text(ref, "account"), run=text(run, "run"), top=top,
+                           relative=relative, topic=text(topic, "topic"))
+    return answer(present.influence_json(result))
+
+
+@router.get("/accounts/{ref}/engagers", summary="Who engaged an account, with alerts",
+            description="Every account that engaged it in the run's snapshot window (default: the run on display "
+                        "now), with score, rank, interactions by kind, first and last time and `new`; those at or "
+                        "above `min_score` are alerts. CLI: `audit engagers REF [--run R] [--since T] "
+                        "[--min-score S] [--topic T] --json`.")
+def engagers(request: Request, ref: str, run: RunRef = None, since: str | None = None,
+             min_score: float | None = None, topic: Topic = None) -> Response:
+    result = api.engagers(service(request).con, text(ref, "account"), run=text(run, "run"),
+                          since=text(since, "since"), min_score=min_score, topic=text(topic, "topic"))
+    return answer(present.engagers_json(result))
+
+
 @router.get("/runs", summary="Every run", description="CLI: `audit runs --json`.")
 def runs(request: Request) -> Response:
     return answer(present.runs_json(api.runs(service(request).con)))

@@ -247,6 +247,13 @@ CREATE TABLE gaming_finding (
     points         DOUBLE NOT NULL
 );
 """),
+    (8, "topics", """
+-- Topics are a dimension of a score. A run of a topic version (one whose module declares
+-- DIMENSION = "topic", e.g. topics@1) holds one row per (account, topic) it scored; its ranks are
+-- taken within (run, topic), and its result hash covers the topic column. NULL for every other run,
+-- which is every run made before this migration: their rows, ids and result hashes do not change.
+ALTER TABLE score ADD COLUMN topic VARCHAR;
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

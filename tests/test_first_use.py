@@ -266,3 +266,30 @@ def test_a_handle_several_accounts_held_is_refused_naming_them(qc, capsys):
     assert code == 2 and out == ""
     assert err.startswith(f'error: handle "{handle}" was held by {len(holders)} accounts: ')
     assert all(f"{a} (first seen " in err for a in holders) and err.rstrip().endswith("give the account id")
+
+
+def test_the_readme_commands_table_lists_every_command_with_its_options():
+    """Each command of `audit --help` has a row in the README's Commands table, and every option a
+    row shows exists on that command (a renamed or dropped option fails here)."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `audit ")]
+    shown: dict[str, set[str]] = {}
+    for row in rows:
+        cell = row.split(" | ")[0]
+        for usage in cell.split("`")[1::2]:
+            words = usage.split()
+            if words[0] == "audit" and len(words) > 1:
+                names = words[1].replace("\\|", "|").split("|")
+                for name in names:
+                    shown.setdefault(name, set()).update(re.findall(r"--[a-z][a-z-]*", usage))
+    group = cli.cli
+    assert sorted(shown) == sorted(group.commands)
+    for name, options in shown.items():
+        command = group.commands[name]
+        known = {o for p in command.params for o in p.opts}
+        if hasattr(command, "commands"):                       # a group: its subcommands' options
+            known |= {o for sub in command.commands.values() for p in sub.params for o in p.opts}
+        assert options <= known, (name, options - known)

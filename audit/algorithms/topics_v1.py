@@ -246,14 +246,11 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
     n_acc = len(ids)
     topic = exploded["topic"].cast(pl.Enum(names)).to_physical().to_numpy().astype(np.int64)
     # nodes are the distinct (topic, account) keys, numbered in key order (by topic, then account):
-    # one sort of the keys of both ends, then each end's number by run-length
+    # one dense rank of the keys of both ends: each end's node number is its key's place among the distinct keys
     keys = np.concatenate([topic * n_acc + src_a, topic * n_acc + tgt_a])
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
-    number = np.empty(len(keys), dtype=np.int64)
-    number[order] = np.cumsum(first) - 1
-    nodes = ordered[first]
+    number = pl.Series(keys).rank("dense").to_numpy().astype(np.int64) - 1   # position among the distinct keys
+    nodes = np.empty(int(number.max()) + 1 if len(number) else 0, dtype=np.int64)
+    nodes[number] = keys
     m = len(nodes)
     src, tgt = number[:len(exploded)], number[len(exploded):]
     node_topic = nodes // n_acc                                     # sorted: each topic's nodes are one run
@@ -277,10 +274,13 @@ def score(interactions: pl.DataFrame, accounts: pl.DataFrame, params: dict) -> p
     x = 1.0 / n_node
     k_topics = len(names)
     err = np.full(k_topics, np.inf)
+    scratch = np.empty(m)                                          # one buffer for the per-node temporaries
     for _ in range(max_iter):
-        leaked = np.add.reduceat(x * leak, starts)
-        nxt = d * (into @ (x * inv)) + np.repeat((d * leaked + (1.0 - d)) / size_t, counts)
-        err = np.add.reduceat(np.abs(nxt - x), starts)
+        leaked = np.add.reduceat(np.multiply(x, leak, out=scratch), starts)
+        nxt = into @ np.multiply(x, inv, out=scratch)
+        nxt *= d
+        nxt += np.repeat((d * leaked + (1.0 - d)) / size_t, counts)
+        err = np.add.reduceat(np.abs(np.subtract(nxt, x, out=scratch), out=scratch), starts)
         x = nxt
         if err.max() < tol:
             break

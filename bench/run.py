@@ -495,7 +495,7 @@ def run(params: dict, seed: int, rep: Repeats) -> tuple[list[Row], dict[str, dic
                         f"CSR of {it['accounts']:,} accounts, {it['nnz']:,} non-zeros; the bound reads "
                         f"{it['bytes'] / 2**20:,.1f} MiB (indices, data, indptr, two dense vectors) at "
                         f"{it['bytes'] / bound['seconds'] / 2**30:.1f} GiB/s; the mat-vec alone takes "
-                        f"{it['matvec_seconds']:.4f} s of the {it['seconds']:.4f} s step (best of 5 in each "
+                        f"{fmt_value('s', it['matvec_seconds'])} of the {fmt_value('s', it['seconds'])} step (best of 5 in each "
                         "process)" if ok(it) and ok(bound) else "")))
     say(rows[-1])
     nx = S(rep.same(w_networkx, parquet=str(pq), n_edges=NX_SAMPLE))
@@ -722,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(format_scaling(sizes, SCALING_STEPS, table)))
     spreads = [(r.step, r.spread()) for r in rows]
     spreads += [(f"scaling {size_label(n)} {step}", Row(step, d).spread()) for n, by in table.items()
-                for step, d in by.items()]
+                if n not in reuse for step, d in by.items()]
     reasons = noisy_reasons(info["load_start"][0], info["cores"] or 1, spreads)
     print(f"\nrun: {'NOISY: ' + '; '.join(reasons) if reasons else 'not noisy'} "
           f"(load average at end {load_end[0]:.2f})")

@@ -18,8 +18,23 @@ import shutil
 import sys
 from datetime import timedelta
 
-from bench.run import (CACHE, FULL, QUICK, START, Row, at_most_ratio, cache_key, measure, ok, print_table,
-                       w_generate, w_gaming, w_ingest, w_score, w_snapshots)
+from bench.run import (
+    CACHE,
+    FULL,
+    QUICK,
+    START,
+    Row,
+    at_most_ratio,
+    cache_key,
+    measure,
+    ok,
+    print_table,
+    w_gaming,
+    w_generate,
+    w_ingest,
+    w_score,
+    w_snapshots,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench gaming: {params['accounts']:,} accounts, {params['interactions']:,} interactions", flush=True)
     planted = work / "planted.csv"
     import polars as pl
+
     from tests.gaming_data import plant
     n = 100 if a.quick else 1000
     base = pl.read_parquet(pq, columns=["source", "target", "ts"])

@@ -200,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=10)
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args(argv)
-    from audit.records.spark import java_path
     import importlib.util
+
+    from audit.records.spark import java_path
     if importlib.util.find_spec("pyspark") is None or java_path() is None:
         print("bench.spark: skipped (needs pyspark and Java: make test installs pyspark; Debian: "
               "apt-get install openjdk-17-jre-headless)")

@@ -26,7 +26,7 @@ def register(ctx: click.Context, path: str, as_json: bool) -> None:
 
 
 list_algorithms = listing(
-    "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
+    "algorithms",
     """List registered algorithm versions with their parameters.
 
     Shipped versions (activity@1, activity@2, network@2, network@3) are registered the first time they
@@ -132,7 +132,7 @@ def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
 
 
 list_publications = listing(
-    "publications", api.publications, present.publications_json, present.publications_text,
+    "publications",
     """List publications in the order they were made.
 
     \b

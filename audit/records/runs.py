@@ -15,7 +15,6 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from ..errors import AuditError, NotFound
@@ -114,6 +113,7 @@ def _check_topic_rows(result: pl.DataFrame, algorithm: Algorithm, names: list[st
 
 def _check_values(result: pl.DataFrame, algorithm: Algorithm, names: list[str]) -> pl.DataFrame:
     """Finite values, scores in 1..100, components adding up to raw."""
+    import numpy as np          # only computing a run needs it, not reading one
     label, ids = algorithm.label, result["account_id"]
     values = result.select(pl.exclude("account_id").cast(pl.Float64)).to_numpy()
     if not np.isfinite(values).all():
@@ -163,6 +163,8 @@ def compute_on_spark(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: 
     result passes the same output contract as a local run, and its scores must be exactly the
     version's own to_score of its raw values. Returns the stored-shape frame, the normalisation and
     what the run records about the engine."""
+    import numpy as np
+
     from . import exports, spark
     module = verified_module(algorithm)
     spark.check_version(module, algorithm.label)

@@ -83,12 +83,34 @@ if TYPE_CHECKING:
     from .demo import DemoResult, run_demo
     from .gaming import gaming, gaming_audits, get_gaming
     from .inputs import export_snapshot, get_snapshot, ingest, snapshot, snapshots
-    from .lookup import Change, Lookup, LookupRow, ScoreCard, ScoreSource, StoreScores, account_score, lookup_scores
+    from .lookup import (
+        Change,
+        Lookup,
+        LookupRow,
+        ScoreCard,
+        ScoreSource,
+        StoreScores,
+        account_score,
+        lookup_scores,
+    )
     from .publishing import history, publications, publish
-    from .reports import (AccountStatement, StoreOverview, TransparencyData, account_statement, store_overview,
-                          transparency)
+    from .reports import (
+        AccountStatement,
+        StoreOverview,
+        TransparencyData,
+        account_statement,
+        store_overview,
+        transparency,
+    )
     from .runs import algorithms, get_algorithm, get_run, register, runs, score, scores
-    from .topics import AccountTopics, Engagers, Influence, account_topics, engagers, influence
+    from .topics import (
+        AccountTopics,
+        Engagers,
+        Influence,
+        account_topics,
+        engagers,
+        influence,
+    )
 
 __all__ = [
     "AccountStatement", "Change", "Lookup", "LookupRow", "ScoreCard", "ScoreSource", "StoreScores",

@@ -4,8 +4,19 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import (account_ids, cli, emit, emit_json, emit_text, json_option, listing, now_utc, steps, store_of,
-                   topic_option)
+from .base import (
+    account_ids,
+    cli,
+    emit,
+    emit_json,
+    emit_text,
+    json_option,
+    listing,
+    now_utc,
+    steps,
+    store_of,
+    topic_option,
+)
 
 
 @cli.command()

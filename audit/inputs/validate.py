@@ -5,7 +5,6 @@ for it. The result kept with the batch is plain sorted JSON with no run ids or c
 """
 from __future__ import annotations
 
-
 import gc
 import os
 import warnings
@@ -16,8 +15,14 @@ from typing import Any
 import polars as pl
 
 from ..errors import ValidationError
-from .formats import ACCOUNT_COLUMNS, INTERACTION_COLUMNS, OPTIONAL_ACCOUNT, OPTIONAL_INTERACTION, Parsed
 from ..store.schema import KINDS
+from .formats import (
+    ACCOUNT_COLUMNS,
+    INTERACTION_COLUMNS,
+    OPTIONAL_ACCOUNT,
+    OPTIONAL_INTERACTION,
+    Parsed,
+)
 
 EXAMPLES = 5
 COLLECT_BYTES = 64 << 20    # a checked frame this big is collected as soon as it is validated

@@ -45,13 +45,47 @@ if TYPE_CHECKING:
     from .explain import explanation_json, explanation_text
     from .gaming import gaming_json, gaming_text
     from .lookup import lookup_json, lookup_text, score_card_json, score_card_text
-    from .records import (algorithm_json, algorithms_json, algorithms_text, engine_text, export_json, export_text, history_json, history_text, ingest_json,
-                          ingest_text, ingest_warnings, missing_warnings, publication_json, publications_json,
-                          publications_text, published_json, published_text, registered_json, registered_text, run_json,
-                          runs_json, runs_text, scored_json, scored_text, scores_json, scores_text, snapshot_created_json,
-                          snapshot_json, snapshot_text, snapshots_json, snapshots_text)
-    from .topics import (account_topics_json, account_topics_text, engagers_json, engagers_text, influence_json,
-                         influence_text)
+    from .records import (
+        algorithm_json,
+        algorithms_json,
+        algorithms_text,
+        engine_text,
+        export_json,
+        export_text,
+        history_json,
+        history_text,
+        ingest_json,
+        ingest_text,
+        ingest_warnings,
+        missing_warnings,
+        publication_json,
+        publications_json,
+        publications_text,
+        published_json,
+        published_text,
+        registered_json,
+        registered_text,
+        run_json,
+        runs_json,
+        runs_text,
+        scored_json,
+        scored_text,
+        scores_json,
+        scores_text,
+        snapshot_created_json,
+        snapshot_json,
+        snapshot_text,
+        snapshots_json,
+        snapshots_text,
+    )
+    from .topics import (
+        account_topics_json,
+        account_topics_text,
+        engagers_json,
+        engagers_text,
+        influence_json,
+        influence_text,
+    )
     from .verify import verification_json, verification_text
 
 

@@ -18,7 +18,8 @@ import duckdb
 import polars as pl
 
 from ..errors import AuditError, NotFound
-from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
+from ..store.db import append_log, dicts, frame, registered, required
+from ..store.db import resolve as resolve_id
 from ..store.hashing import canonical_json
 from ..store.recipes import LOCAL, logged, result_hash, run_hash, run_id_for
 from .algorithms import Algorithm, verified_module
@@ -113,7 +114,7 @@ def _check_topic_rows(result: pl.DataFrame, algorithm: Algorithm, names: list[st
 
 def _check_values(result: pl.DataFrame, algorithm: Algorithm, names: list[str]) -> pl.DataFrame:
     """Finite values, scores in 1..100, components adding up to raw."""
-    import numpy as np          # only computing a run needs it, not reading one
+    import numpy as np  # only computing a run needs it, not reading one
     label, ids = algorithm.label, result["account_id"]
     values = result.select(pl.exclude("account_id").cast(pl.Float64)).to_numpy()
     if not np.isfinite(values).all():

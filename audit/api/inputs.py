@@ -4,20 +4,25 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..inputs.batches import IngestResult, file_sha256, find_by_file, prepare, store_batch
 from ..progress import Step, quiet
-from ..store.db import check_folder
 from ..records import snapshots as snaps
-from ..records.exports import Export, export_snapshot as export_to
+from ..records.exports import Export
+from ..records.exports import export_snapshot as export_to
 from ..records.snapshots import Snapshot
+from ..store.db import check_folder
 from ._store import Store, is_path, reading, writing
+
+if TYPE_CHECKING:
+    from ..inputs.batches import IngestResult
 
 
 def ingest(store: Store, path: str | Path, *, now: datetime, fmt: str = "auto",
            kind: str | None = None, step: Step = quiet, name: str | None = None) -> IngestResult:
     """Validate PATH and store it as one batch; the same content again is a no-op. `name` is
     the file name recorded for the batch when it is not PATH (a file uploaded to the service)."""
+    from ..inputs.batches import file_sha256, find_by_file, prepare, store_batch  # not for reading snapshots
     if is_path(store):
         check_folder(store)                          # before minutes of reading and validating
     if (not is_path(store) or Path(store).exists()) and Path(path).is_file():

@@ -15,15 +15,14 @@ Every function takes an account as an id or `@handle`, and `topic` for a topic r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from ..errors import AuditError, NotFound
 from ..records import accounts as accts
@@ -256,6 +255,7 @@ def personalised_pagerank(src: np.ndarray, tgt: np.ndarray, w: np.ndarray, n: in
     """PageRank personalised to node SEED on the weighted graph (src -> tgt, weight w > 0, pairs summed):
     every teleport, and the mass of nodes without out-edges, goes to SEED (networkx's pagerank with
     personalization={seed: 1} and its default dangling rule)."""
+    import scipy.sparse as sp  # only this needs scipy: reading a topic run does not pay for it
     out = np.bincount(src, weights=w, minlength=n)
     inv = np.zeros(n)
     np.divide(1.0, out, out=inv, where=out > 0)

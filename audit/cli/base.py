@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -101,14 +101,15 @@ def cli(ctx: click.Context, store: str, debug: bool) -> None:
     ctx.obj = {"store": store, "debug": debug}
 
 
-def listing(name: str, fetch: Callable[[str], Any], to_json: Callable[[Any], Any], to_text: Callable[[Any], str],
-            doc: str) -> click.Command:
-    """A command that lists records: `audit NAME [--json]` prints fetch(store) as JSON or text."""
+def listing(name: str, doc: str) -> click.Command:
+    """A command that lists records: `audit NAME [--json]` prints api.NAME(store) as JSON
+    (present.NAME_json) or text (present.NAME_text), looked up when the command runs."""
     @json_option
     @click.pass_context
     def command(ctx: click.Context, as_json: bool) -> None:
-        items = fetch(store_of(ctx))
-        emit(to_json(items), to_text(items), as_json)
+        from .. import api
+        items = getattr(api, name)(store_of(ctx))
+        emit(getattr(present, f"{name}_json")(items), getattr(present, f"{name}_text")(items), as_json)
     command.__doc__ = doc
     return cli.command(name)(command)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from ..records.detectors import DEFAULT
+from ..detectors import DEFAULT
 from .base import cli, emit, json_option, now_utc, steps, store_of
 
 

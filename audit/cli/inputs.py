@@ -50,7 +50,7 @@ def snapshot(ctx: click.Context, as_of: str, window: str | None, label: str | No
 
 
 list_snapshots = listing(
-    "snapshots", api.snapshots, present.snapshots_json, present.snapshots_text,
+    "snapshots",
     """List the snapshots, oldest as-of first; the last is `latest`.
 
     \b

@@ -4,8 +4,19 @@ from __future__ import annotations
 import click
 
 from .. import api, present
-from .base import (account_ids, cli, emit, emit_json, emit_text, json_option, listing, now_utc, steps, store_of,
-                   topic_option)
+from .base import (
+    account_ids,
+    cli,
+    emit,
+    emit_json,
+    emit_text,
+    json_option,
+    listing,
+    now_utc,
+    steps,
+    store_of,
+    topic_option,
+)
 
 
 @cli.command()
@@ -26,7 +37,7 @@ def register(ctx: click.Context, path: str, as_json: bool) -> None:
 
 
 list_algorithms = listing(
-    "algorithms", api.algorithms, present.algorithms_json, present.algorithms_text,
+    "algorithms",
     """List registered algorithm versions with their parameters.
 
     Shipped versions (activity@1, activity@2, network@2, network@3) are registered the first time they
@@ -132,7 +143,7 @@ def publish(ctx: click.Context, run: str, period: str, as_json: bool) -> None:
 
 
 list_publications = listing(
-    "publications", api.publications, present.publications_json, present.publications_text,
+    "publications",
     """List publications in the order they were made.
 
     \b

@@ -29,7 +29,8 @@ def serve(ctx: click.Context, host: str, port: int, token_file: str | None, inge
     Example:
         audit --store out/demo.duckdb serve --port 8000 --token-file ~/.audit-token
     """
-    from ..server import Settings, serve as run
+    from ..server import Settings
+    from ..server import serve as run
     from ..server.guards import read_token
     try:
         token = read_token(token_file) if token_file else None

@@ -3,17 +3,19 @@ publications and history. One `*_json` (the `--json` contract) and one `*_text` 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..inputs.batches import IngestResult
 from ..records.algorithms import Algorithm
-from ..records.exports import Export
 from ..records.publications import Publication
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
 from .common import frame_text, named, plural, window
+
+if TYPE_CHECKING:       # annotations only: printing a run does not import the ingest path
+    from ..inputs.batches import IngestResult
+    from ..records.exports import Export
 
 
 # ---------------------------------------------------------------- batches

@@ -16,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from ..detectors import DEFAULT  # noqa: F401  (the default version, also read as records.detectors.DEFAULT)
 from ..errors import AuditError, NotFound
 from ..store.db import append_log, dicts, required
 from ..store.hashing import canonical_json, sha256_json, sha256_text, short_id
@@ -23,7 +24,6 @@ from ..store.recipes import detector_hash, logged
 from . import stored_source
 
 SHIPPED = {"rings@1": "rings_v1.py"}
-DEFAULT = "rings@1"
 REQUIRED = ("NAME", "VERSION", "DESCRIPTION", "CHANGELOG", "PARAMS", "detect")
 
 

@@ -15,11 +15,11 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from ..errors import AuditError, NotFound
-from ..store.db import append_log, dicts, frame, registered, required, resolve as resolve_id
+from ..store.db import append_log, dicts, frame, registered, required
+from ..store.db import resolve as resolve_id
 from ..store.hashing import canonical_json
 from ..store.recipes import LOCAL, logged, result_hash, run_hash, run_id_for
 from .algorithms import Algorithm, verified_module
@@ -114,6 +114,7 @@ def _check_topic_rows(result: pl.DataFrame, algorithm: Algorithm, names: list[st
 
 def _check_values(result: pl.DataFrame, algorithm: Algorithm, names: list[str]) -> pl.DataFrame:
     """Finite values, scores in 1..100, components adding up to raw."""
+    import numpy as np  # only computing a run needs it, not reading one
     label, ids = algorithm.label, result["account_id"]
     values = result.select(pl.exclude("account_id").cast(pl.Float64)).to_numpy()
     if not np.isfinite(values).all():
@@ -163,6 +164,8 @@ def compute_on_spark(con: duckdb.DuckDBPyConnection, snap: Snapshot, algorithm: 
     result passes the same output contract as a local run, and its scores must be exactly the
     version's own to_score of its raw values. Returns the stored-shape frame, the normalisation and
     what the run records about the engine."""
+    import numpy as np
+
     from . import exports, spark
     module = verified_module(algorithm)
     spark.check_version(module, algorithm.label)

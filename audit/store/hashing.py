@@ -6,7 +6,6 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 
@@ -36,6 +35,7 @@ def short_id(prefix: str, digest: str) -> str:
 
 
 def _column_bytes(h: "hashlib._Hash", col: pl.Series) -> None:
+    import numpy as np  # hashing needs it, a read does not
     h.update(f"{col.name}:{col.dtype}:{len(col)}|".encode())
     valid = col.is_not_null()
     if col.null_count():

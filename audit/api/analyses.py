@@ -135,9 +135,11 @@ def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
     given: dict[str, pl.DataFrame | None] = {snap1.snapshot_id: None, snap2.snapshot_id: None}
     if stored and all(stored.values()):
         inputs = {}
+        received = feats.received_by(con, [snap1, snap2] if snap1.snapshot_id != snap2.snapshot_id else [snap1],
+                                     account)
         for snap in (snap1, snap2):
             inputs[snap.snapshot_id], given[snap.snapshot_id] = feats.account_inputs(
-                con, snap, stored[snap.snapshot_id], account)
+                con, snap, stored[snap.snapshot_id], account, received[snap.snapshot_id])
     else:
         inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account, topic) for snap in (snap1, snap2)}
     if p1.score is None or p2.score is None:

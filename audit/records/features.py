@@ -13,14 +13,20 @@ out-weights without reading the engagers' interactions.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import polars as pl
 
 from ..store.db import append_log, dicts, frame, registered
 from ..store.hashing import as_utc
-from ..store.recipes import FEATURES_RECIPE, features_digest, features_hash, features_id_for, logged
+from ..store.recipes import (
+    FEATURES_RECIPE,
+    features_digest,
+    features_hash,
+    features_id_for,
+    logged,
+)
 from .snapshots import Snapshot, accounts_sql, selection
 
 SEGMENT_COLUMNS = ("account_id", "received", "given", "distinct_engagers", "followers", "age_days")
@@ -124,18 +130,42 @@ def segment_features(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> pl.DataF
                       "ORDER BY account_id", [features_id])
 
 
+def received_by(con: duckdb.DuckDBPyConnection, snapshots: list[Snapshot], account: str) -> dict[str, pl.DataFrame]:
+    """The interactions into ACCOUNT in each snapshot (source, target, kind, ts, weight), by snapshot
+    id: ordinary snapshots of the same batches (an explanation's two sides, usually) in one scan."""
+    def one(snap: Snapshot) -> pl.DataFrame:
+        rows, params = selection(snap)
+        return frame(con, f"SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows}) "
+                          "WHERE target = $account", params | {"account": account})
+    if len(snapshots) < 2 or any(s.parent_id is not None for s in snapshots) or len(
+            {s.batch_ids for s in snapshots}) > 1:
+        found = {s.snapshot_id: one(s) for s in snapshots}
+    else:
+        lowers = [None if s.window_seconds is None else s.as_of - timedelta(seconds=s.window_seconds)
+                  for s in snapshots]
+        lower = None if None in lowers else min(lowers)
+        params = {"batches": list(snapshots[0].batch_ids), "account": account,
+                  "upper": max(s.as_of for s in snapshots)} | ({} if lower is None else {"lower": lower})
+        both = frame(con, "SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM interaction "
+                          "WHERE batch_id IN (SELECT unnest($batches)) AND target = $account AND ts < $upper"
+                          + ("" if lower is None else " AND ts >= $lower"), params)
+        found = {}
+        for s, low in zip(snapshots, lowers):
+            inside = pl.col("ts") < s.as_of
+            found[s.snapshot_id] = both.filter(inside if low is None else inside & (pl.col("ts") >= low))
+    return {k: v.cast({"ts": pl.Datetime("us", "UTC")}) for k, v in found.items()}
+
+
 def account_inputs(con: duckdb.DuckDBPyConnection, snap: Snapshot, features_id: str,
-                   account: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   account: str, received: pl.DataFrame | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """What an explanation of ACCOUNT needs from the snapshot, from its stored features: (the
     interactions into the account and, for each engager, what else it gave, one row per kind and
     sign of the weight, with the weights added up and the target ELSEWHERE; each engager's count
     of interactions given to other accounts). A version's engager out-weight that adds up
     kind_weight * max(weight, 0), * weight or * |weight| over an engager's interactions is the same
     over these rows, exactly when the weights' sums are exact (counts, whole rating points)."""
-    rows, params = selection(snap)
-    received = frame(con, f"SELECT source, target, kind::VARCHAR AS kind, ts, weight FROM ({rows}) "
-                          "WHERE target = $account", params | {"account": account})
-    received = received.cast({"ts": pl.Datetime("us", "UTC")})
+    if received is None:
+        received = received_by(con, [snap], account)[snap.snapshot_id]
     engagers = pl.DataFrame({"account_id": received.filter(pl.col("source") != account)["source"].unique().sort()},
                             schema={"account_id": pl.String})
     with registered(con, "explained_engagers", engagers):

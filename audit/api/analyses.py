@@ -68,10 +68,10 @@ def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
     with reading(store) as con:
         b, c = runs_.resolve(con, baseline), runs_.resolve(con, candidate)
         check_topic(con, b, topic), check_topic(con, c, topic)
-        missing = now is not None and feats.find(con, b.snapshot_id) is None
-    if missing:
-        with writing(store) as con:
-            feats.ensure(con, snaps.get(con, b.snapshot_id), now)
+        if now is None or feats.find(con, b.snapshot_id) is not None:
+            return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
+    with writing(store) as con:
+        feats.ensure(con, snaps.get(con, b.snapshot_id), now)
     with reading(store) as con:
         return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
 

@@ -26,7 +26,7 @@ from ..records import snapshots as snaps
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify as verify_store
-from ._store import Store, reading, writing
+from ._store import Store, is_path, reading, writing
 
 if TYPE_CHECKING:   # compare pulls in scipy.stats; only compare and the reports need it at run time
     from ..analysis.compare import Comparison, RunInfo
@@ -68,7 +68,7 @@ def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
     with reading(store) as con:
         b, c = runs_.resolve(con, baseline), runs_.resolve(con, candidate)
         check_topic(con, b, topic), check_topic(con, c, topic)
-        if now is None or feats.find(con, b.snapshot_id) is not None:
+        if now is None or feats.find(con, b.snapshot_id) is not None or (not is_path(store) and read_only(con)):
             return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
     with writing(store) as con:
         feats.ensure(con, snaps.get(con, b.snapshot_id), now)
@@ -77,6 +77,12 @@ def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
 
 
 # ---------------------------------------------------------------- explain
+
+def read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store behind this connection was opened read-only."""
+    return bool(con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()")
+                .fetchall()[0][0])
+
 
 def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) -> list[tuple[str, str]]:
     """(snapshot_id, algorithm_id) pairs the explanation needs that are not stored yet."""
@@ -219,8 +225,11 @@ def explain(store: Store, account: str, *, from_run: str, to_run: str, now: date
         check_account(account, present)       # before any counterfactual is computed
         missing = _needed_counterfactuals(con, r1, r2) if all(present.values()) else []
         # the snapshots' derived features, which the explanation reads instead of the engagers' interactions
+        # (not through a connection opened read-only: then they are read from the interactions as before)
         unfeatured = sorted({r.snapshot_id for r in (r1, r2)
                              if r1.run_id != r2.run_id and topic is None and feats.find(con, r.snapshot_id) is None})
+        if unfeatured and not is_path(store) and read_only(con):
+            unfeatured = []
         if missing and not compute:
             runs_needed = ", ".join(f"{algos.get(con, a).label} on {s}" for s, a in missing)
             job = json.dumps({"op": "explain", "account": account, "from": r1.run_id, "to": r2.run_id})

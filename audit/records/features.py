@@ -39,8 +39,9 @@ ELSEWHERE = ""
 
 def compute(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The feature rows of a snapshot from its interactions and accounts: (account_feature rows in
-    account order, account_out rows in (account, kind, sign) order). Weights are added in order of
-    their values, so the sums do not depend on how a parallel scan split the rows."""
+    account order, account_out rows in (account, kind, sign) order). The sums do not depend on how
+    a parallel scan split the rows: whole numbers add up exactly in any order, and a group holding
+    another weight is added in order of its values."""
     rows, params = selection(snap)
     accounts = frame(con, f"""
         WITH w AS (SELECT source, target, ts FROM ({rows})),

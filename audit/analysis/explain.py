@@ -207,6 +207,9 @@ class Side:
     components: dict[str, float]
     inputs: pl.DataFrame            # source, target, kind, ts, weight
     norm: dict | None
+    # engager, given: interactions each engager gave to other accounts, when `inputs` holds the
+    # engagers' other interactions added up by kind and sign (stored features) instead of one by one
+    given: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -341,7 +344,8 @@ def _engager_table(version: Version, account: str, b: Side, c: Side, scale1: flo
         out = out.with_columns((pl.col("c2") - pl.col("c1") - pl.col("own")).alias("pop")).drop("q1", "q2")
     ids = out["engager"].unique().to_list()
     for side, suffix in ((b, "1"), (c, "2")):
-        out = out.join(_given(side.inputs, ids).rename({"given": f"given{suffix}"}), on="engager", how="left")
+        given = _given(side.inputs, ids) if side.given is None else side.given.select("engager", "given")
+        out = out.join(given.rename({"given": f"given{suffix}"}), on="engager", how="left")
         out = out.join(side.scores.select(pl.col("account_id").alias("engager"), pl.col("score").alias(f"score{suffix}")),
                        on="engager", how="left")
     # a total order, so that every sum over these rows adds in the same order every time

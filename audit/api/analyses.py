@@ -19,13 +19,14 @@ from ..progress import Step, quiet
 from ..errors import NotComputed, NotFound
 from ..records import accounts as accts
 from ..records import algorithms as algos
+from ..records import features as feats
 from ..records import publications as pubs
 from ..records import runs as runs_
 from ..records import snapshots as snaps
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify as verify_store
-from ._store import Store, reading, writing
+from ._store import Store, is_path, reading, writing
 
 if TYPE_CHECKING:   # compare pulls in scipy.stats; only compare and the reports need it at run time
     from ..analysis.compare import Comparison, RunInfo
@@ -46,7 +47,7 @@ def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, 
     """Compare two runs on an open connection (the transparency report compares each release too);
     with `topic`, one topic of two topic runs."""
     from ..analysis.compare import compare_runs as compare_frames
-    features = snaps.features(con, snaps.get(con, baseline.snapshot_id))
+    features = feats.segment_features(con, snaps.get(con, baseline.snapshot_id))
     c = compare_frames(runs_.run_scores(con, baseline.run_id, topic=topic),
                        runs_.run_scores(con, candidate.run_id, topic=topic),
                        features=features, baseline_info=run_info(con, baseline),
@@ -56,18 +57,32 @@ def compare_runs(con: duckdb.DuckDBPyConnection, baseline: Run, candidate: Run, 
 
 
 def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
-            segments: dict[str, str] | None = None, topic: str | None = None) -> Comparison:
+            segments: dict[str, str] | None = None, topic: str | None = None,
+            now: datetime | None = None) -> Comparison:
     """Compare two runs: coverage, deltas, rank agreement, bands, segments (over the baseline's
     snapshot inputs), movers, and the parameter and source diff of their algorithms (of one topic
-    of two topic runs, with `topic`)."""
+    of two topic runs, with `topic`). With `now`, the baseline snapshot's features are stored first
+    when they are not yet (one transaction; later comparisons read them); without, nothing is
+    written and features not stored are computed from the snapshot's interactions."""
     from .topics import check_topic
     with reading(store) as con:
         b, c = runs_.resolve(con, baseline), runs_.resolve(con, candidate)
         check_topic(con, b, topic), check_topic(con, c, topic)
+        if now is None or feats.find(con, b.snapshot_id) is not None or (not is_path(store) and read_only(con)):
+            return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
+    with writing(store) as con:
+        feats.ensure(con, snaps.get(con, b.snapshot_id), now)
+    with reading(store) as con:
         return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
 
 
 # ---------------------------------------------------------------- explain
+
+def read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store behind this connection was opened read-only."""
+    return bool(con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()")
+                .fetchall()[0][0])
+
 
 def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) -> list[tuple[str, str]]:
     """(snapshot_id, algorithm_id) pairs the explanation needs that are not stored yet."""
@@ -120,8 +135,19 @@ def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
     check_account(account, {r1.run_id: p1.score is not None, r2.run_id: p2.score is not None})
     if r1.run_id == r2.run_id:
         return explain_same(account, p1)
-    # the account's inputs in both snapshots, and who engaged it in either (their scores are needed)
-    inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account, topic) for snap in (snap1, snap2)}
+    # the account's inputs in both snapshots, and who engaged it in either (their scores are needed):
+    # from the snapshots' stored features when both are stored, else from their interactions
+    stored = {snap.snapshot_id: feats.find(con, snap.snapshot_id) for snap in (snap1, snap2)} if topic is None else {}
+    given: dict[str, pl.DataFrame | None] = {snap1.snapshot_id: None, snap2.snapshot_id: None}
+    if stored and all(stored.values()):
+        inputs = {}
+        received = feats.received_by(con, [snap1, snap2] if snap1.snapshot_id != snap2.snapshot_id else [snap1],
+                                     account)
+        for snap in (snap1, snap2):
+            inputs[snap.snapshot_id], given[snap.snapshot_id] = feats.account_inputs(
+                con, snap, stored[snap.snapshot_id], account, received[snap.snapshot_id])
+    else:
+        inputs = {snap.snapshot_id: snaps.account_inputs(con, snap, account, topic) for snap in (snap1, snap2)}
     if p1.score is None or p2.score is None:
         return explain_presence(account, p1, p2, inputs[snap1.snapshot_id], inputs[snap2.snapshot_id],
                                 "the account has a score on one side only: there is no change to split")
@@ -135,7 +161,8 @@ def _explain(con: duckdb.DuckDBPyConnection, account: str, r1: Run, r2: Run,
             norm = version.module.normalisation(runs_.run_scores(con, run.run_id, topic=topic), version.params)
         algo = algos.get(con, run.algorithm_id)
         return Side(runs_.rows(con, run.run_id, algo, ids, topic),
-                    runs_.account_components(con, run.run_id, algo, account, topic), inputs[snap.snapshot_id], norm)
+                    runs_.account_components(con, run.run_id, algo, account, topic), inputs[snap.snapshot_id], norm,
+                    given[snap.snapshot_id])
 
     counterfactual_runs: tuple[str, ...] = ()
     if r1.snapshot_id == r2.snapshot_id:
@@ -197,18 +224,27 @@ def explain(store: Store, account: str, *, from_run: str, to_run: str, now: date
         present = {r.run_id: runs_.has(con, r.run_id, account, topic) for r in (r1, r2)}
         check_account(account, present)       # before any counterfactual is computed
         missing = _needed_counterfactuals(con, r1, r2) if all(present.values()) else []
+        # the snapshots' derived features, which the explanation reads instead of the engagers' interactions
+        # (not through a connection opened read-only: then they are read from the interactions as before)
+        unfeatured = sorted({r.snapshot_id for r in (r1, r2)
+                             if r1.run_id != r2.run_id and topic is None and feats.find(con, r.snapshot_id) is None})
+        if unfeatured and not is_path(store) and read_only(con):
+            unfeatured = []
         if missing and not compute:
             runs_needed = ", ".join(f"{algos.get(con, a).label} on {s}" for s, a in missing)
             job = json.dumps({"op": "explain", "account": account, "from": r1.run_id, "to": r2.run_id})
             raise NotComputed(
                 f"explaining {account} from {r1.run_id} to {r2.run_id} needs counterfactual runs that are not "
                 f"stored yet ({runs_needed}); an explain job computes and stores them: {job}")
-    if missing:
+    if missing or (unfeatured and compute):
         with writing(store) as con:
             for snapshot_id, algorithm_id in missing:
                 algo = algos.get(con, algorithm_id)
                 step(f"counterfactual run: {algo.label} on {snapshot_id}")
                 runs_.score_snapshot(con, snaps.get(con, snapshot_id), algo, now, counterfactual=True)
+            for snapshot_id in unfeatured:
+                step(f"features of {snapshot_id}")
+                feats.ensure(con, snaps.get(con, snapshot_id), now)
     with reading(store) as con:
         step(f"explaining {account}")
         return _explain_runs(con, account, r1, r2, topic)

@@ -42,7 +42,7 @@ def compare(ctx: click.Context, baseline: str, candidate: str, top: int, segment
         audit compare r_1a2b r_3c4d --segment "heavy=CASE WHEN received >= 100 THEN 'heavy' ELSE 'light' END"
     """
     result = api.compare(store_of(ctx), baseline, candidate, top=top, segments=_segments(segment_items),
-                         topic=topic)
+                         topic=topic, now=now_utc())
     emit(present.comparison_json(result), present.comparison_text(result), as_json)
     if exit_code and result.any_difference:
         sys.exit(1)

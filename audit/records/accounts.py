@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from ..errors import AuditError, NotFound
-from ..store.db import dicts
+from ..store.db import dicts, registered
 
 
 @dataclass(frozen=True)
@@ -101,13 +101,21 @@ def resolve_one(con: duckdb.DuckDBPyConnection, ref: str) -> str:
 def handles(con: duckdb.DuckDBPyConnection, ids: list[str] | None = None) -> dict[str, str]:
     """The handle each account was last delivered with (latest batch first, then batch id), for the
     given accounts (every account with a handle when `ids` is None). Accounts without one are absent."""
-    where, params = ("", {}) if ids is None else ("AND a.account_id IN (SELECT unnest($ids))",
-                                                  {"ids": sorted(set(ids))})
-    rows = dicts(con, f"""
-        SELECT a.account_id, a.handle FROM account a JOIN batch b USING (batch_id)
-        WHERE a.handle IS NOT NULL AND a.handle <> '' {where}
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM account WHERE handle IS NOT NULL AND handle <> '' "
+                       "LIMIT 1)").fetchall()[0][0]:
+        return {}                       # no accounts file gave a handle
+    sql = """
+        SELECT a.account_id, a.handle FROM account a JOIN batch b USING (batch_id) {join}
+        WHERE a.handle IS NOT NULL AND a.handle <> ''
         QUALIFY row_number() OVER (PARTITION BY a.account_id ORDER BY b.ingested_at DESC, b.batch_id DESC) = 1
-        ORDER BY a.account_id""", params)
+        ORDER BY a.account_id"""
+    if ids is None:
+        rows = dicts(con, sql.format(join=""))
+    else:
+        # the ids as a relation (an explanation asks for tens of thousands of engagers)
+        wanted = pl.DataFrame({"account_id": sorted(set(ids))}, schema={"account_id": pl.String})
+        with registered(con, "wanted_handles", wanted):
+            rows = dicts(con, sql.format(join="SEMI JOIN wanted_handles w ON w.account_id = a.account_id"))
     return {r["account_id"]: r["handle"] for r in rows}
 
 

@@ -382,10 +382,14 @@ def rows(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm, acco
     the run's result as its algorithm returned it, for those accounts (in one topic, with `topic`)."""
     names = [c for c, _ in algorithm.components]
     parts = "".join(f", components[{i + 1}] AS {_quoted(n)}" for i, n in enumerate(names))
-    params: dict = {"run": run_id, "ids": accounts}
+    params: dict = {"run": run_id}
     where = _in_topic(topic, params)
-    return frame(con, f"SELECT account_id, raw, score{parts} FROM score WHERE run_id = $run{where} AND account_id IN "
-                      "(SELECT unnest($ids)) ORDER BY account_id", params)
+    # the ids as a relation, not a list bound into the query (binding tens of thousands of ids
+    # as one list value costs more than the lookup)
+    ids = pl.DataFrame({"account_id": sorted(set(accounts))}, schema={"account_id": pl.String})
+    with registered(con, "wanted_accounts", ids):
+        return frame(con, f"SELECT account_id, raw, score{parts} FROM score SEMI JOIN wanted_accounts USING "
+                          f"(account_id) WHERE run_id = $run{where} ORDER BY account_id", params)
 
 
 def _quoted(name: str) -> str:

@@ -20,7 +20,7 @@ from ..progress import Step, quiet
 from ..store.db import GENESIS, dicts, entry_hash
 from ..store.recipes import (LOCAL, batch_hash, derived_definition, logged, publication_hash, result_hash, rows_digest,
                              run_hash, snapshot_definition, snapshot_hash)
-from . import algorithms, gaming, publications, runs, snapshots
+from . import algorithms, features, gaming, publications, runs, snapshots
 
 Recompute = Callable[[duckdb.DuckDBPyConnection, str], "str | None"]
 RECOMPUTE: dict[str, Recompute] = {}
@@ -214,8 +214,9 @@ def recompute_publication(con: duckdb.DuckDBPyConnection, publication_id: str) -
 
 RECOMPUTE.update(batch=recompute_batch, snapshot=recompute_snapshot, algorithm=recompute_algorithm,
                  run=recompute_run, publication=recompute_publication, detector=gaming.recompute_detector,
-                 gaming=gaming.recompute)
-TABLES.update(algorithm="algorithm", run="run", publication="publication", detector="detector", gaming="gaming")
+                 gaming=gaming.recompute, features=features.recompute)
+TABLES.update(algorithm="algorithm", run="run", publication="publication", detector="detector", gaming="gaming",
+              features="features")
 
 
 def verify_log(con: duckdb.DuckDBPyConnection, step: Step = quiet) -> Verification:
@@ -266,6 +267,7 @@ def verify(con: duckdb.DuckDBPyConnection, *, rerun_runs: bool = False, step: St
     if rerun_runs:
         problems, notes, count = rerun(con, step)
         problems += gaming.rerun(con, step)[0]
+        problems += features.rerun(con, step)[0]
         result.problems += problems
         result.notes += notes
         result.reran = count

@@ -131,3 +131,23 @@ def groups_digest(groups: pl.DataFrame, members: pl.DataFrame) -> str:
 def findings_digest(findings: pl.DataFrame) -> str:
     """The findings in order: account, group, pattern, score, score without the group, points."""
     return frame_digest(findings)
+
+
+FEATURES_RECIPE = 1     # the definitions of the derived features (schema migration 9)
+
+
+def features_id_for(snapshot_hash_: str, recipe: int) -> str:
+    """Derived features are named by what they derive from: the snapshot's content hash and the recipe."""
+    return short_id("f", sha256_json({"features": snapshot_hash_, "recipe": recipe}))
+
+
+def features_digest(accounts: pl.DataFrame, out: pl.DataFrame) -> str:
+    """The feature rows in order: per account, then per (account, kind, sign)."""
+    return sha256_json({"accounts": frame_digest(accounts), "out": frame_digest(out)})
+
+
+def features_hash(features_id: str, snapshot_id: str, recipe: int, accounts: int, out_rows: int,
+                  rows_digest_: str) -> str:
+    """A derived-features record (its rows enter through their digest)."""
+    return sha256_json({"features_id": features_id, "snapshot_id": snapshot_id, "recipe": recipe,
+                        "accounts": accounts, "out_rows": out_rows, "rows_hash": rows_digest_})

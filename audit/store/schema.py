@@ -254,6 +254,49 @@ CREATE TABLE gaming_finding (
 -- which is every run made before this migration: their rows, ids and result hashes do not change.
 ALTER TABLE score ADD COLUMN topic VARCHAR;
 """),
+    (9, "derived features", """
+-- Facts about each account of a snapshot that compare, segments and explain read, computed once per
+-- snapshot from its interactions and accounts (they were read again from every interaction of the
+-- snapshot each time). A derived record like a run: named by its snapshot's content hash and the
+-- recipe of the features, logged, and recomputed by `verify --rerun`.
+CREATE TABLE features (
+    features_id   VARCHAR PRIMARY KEY,     -- f_ + 12 hex of sha256(snapshot hash, recipe)
+    content_hash  VARCHAR NOT NULL UNIQUE,
+    snapshot_id   VARCHAR NOT NULL UNIQUE,
+    recipe        INTEGER NOT NULL,        -- which definitions of the features (1: these tables)
+    accounts      BIGINT NOT NULL,         -- rows of account_feature
+    out_rows      BIGINT NOT NULL,         -- rows of account_out
+    rows_hash     VARCHAR NOT NULL,        -- sha256 of both tables' rows, in order
+    created_at    TIMESTAMPTZ NOT NULL
+);
+
+-- One row per account of the snapshot (ids in its window and the accounts its rule takes): the
+-- segment features (interactions received and given, self-interactions included, distinct engagers,
+-- followers, age in days at the latest interaction) and interactions given to another account.
+CREATE TABLE account_feature (
+    features_id        VARCHAR NOT NULL,
+    account_id         VARCHAR NOT NULL,
+    received           BIGINT NOT NULL,
+    given              BIGINT NOT NULL,
+    distinct_engagers  BIGINT NOT NULL,
+    followers          BIGINT,
+    age_days           DOUBLE,
+    given_others       BIGINT NOT NULL
+);
+
+-- What each account gave to other accounts, by kind and sign of the weight: how many interactions
+-- and their weights added up. Any version's out-weight that is a sum over the interactions of
+-- kind_weight * max(weight, 0), * weight or * |weight| is the same sum over these rows, so one table
+-- serves every version and its parameters.
+CREATE TABLE account_out (
+    features_id  VARCHAR NOT NULL,
+    account_id   VARCHAR NOT NULL,
+    kind         interaction_kind NOT NULL,
+    negative     BOOLEAN NOT NULL,         -- weight < 0
+    n            BIGINT NOT NULL,
+    weight       DOUBLE NOT NULL
+);
+"""),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -58,3 +58,10 @@ def lazily(store: Store) -> Iterator[Callable[[], duckdb.DuckDBPyConnection]]:
 
 def is_path(store: Store) -> bool:
     return not isinstance(store, duckdb.DuckDBPyConnection)
+
+
+def may_store(store: Store, con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a derived record may be stored through STORE (CON: a connection reading it): a path is
+    opened for writing when needed; a process's own connection only when it was not opened read-only."""
+    return is_path(store) or not con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]

@@ -26,7 +26,7 @@ from ..records import snapshots as snaps
 from ..records.runs import Run
 from ..records.snapshots import Snapshot
 from ..records.verify import Verification, verify as verify_store
-from ._store import Store, is_path, reading, writing
+from ._store import Store, may_store, reading, writing
 
 if TYPE_CHECKING:   # compare pulls in scipy.stats; only compare and the reports need it at run time
     from ..analysis.compare import Comparison, RunInfo
@@ -68,7 +68,7 @@ def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
     with reading(store) as con:
         b, c = runs_.resolve(con, baseline), runs_.resolve(con, candidate)
         check_topic(con, b, topic), check_topic(con, c, topic)
-        if now is None or feats.find(con, b.snapshot_id) is not None or (not is_path(store) and read_only(con)):
+        if now is None or feats.find(con, b.snapshot_id) is not None or not may_store(store, con):
             return compare_runs(con, b, c, top=top, segments=segments, topic=topic)
     with writing(store) as con:
         feats.ensure(con, snaps.get(con, b.snapshot_id), now)
@@ -77,12 +77,6 @@ def compare(store: Store, baseline: str, candidate: str, *, top: int = 20,
 
 
 # ---------------------------------------------------------------- explain
-
-def read_only(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the store behind this connection was opened read-only."""
-    return bool(con.execute("SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()")
-                .fetchall()[0][0])
-
 
 def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) -> list[tuple[str, str]]:
     """(snapshot_id, algorithm_id) pairs the explanation needs that are not stored yet."""
@@ -95,9 +89,8 @@ def _needed_counterfactuals(con: duckdb.DuckDBPyConnection, r1: Run, r2: Run) ->
 def _point(con: duckdb.DuckDBPyConnection, run: Run, snap: Snapshot, account: str,
            hit: dict | None = None, topic: str | None = None) -> RunPoint:
     hit = hit or runs_.place(con, run.run_id, account, topic) or {"raw": None, "score": None, "rank": None, "tied": 0}
-    accounts = run.accounts if topic is None else runs_.run_scores(con, run.run_id, topic=topic).height
     return RunPoint(run.run_id, run.snapshot_id, snap.label, run.algorithm, snap.as_of.isoformat(),
-                    snap.window_seconds, accounts, hit["score"], hit["raw"], hit["rank"], hit["tied"])
+                    snap.window_seconds, runs_.accounts_in(con, run, topic), hit["score"], hit["raw"], hit["rank"], hit["tied"])
 
 
 def _version(con: duckdb.DuckDBPyConnection, algorithm_id: str) -> Version:
@@ -110,8 +103,7 @@ def _ranks(con: duckdb.DuckDBPyConnection, old: Run, new: Run, account: str, kno
     """The account under two versions on one snapshot, and the score the new one gives its old rank
     (`known`: places already read, by run id)."""
     a, b = (known.get(r.run_id) or runs_.place(con, r.run_id, account, topic) for r in (old, new))
-    accounts = old.accounts if topic is None else runs_.run_scores(con, old.run_id, topic=topic).height
-    return Ranks(accounts, a["rank"], b["rank"], a["score"], b["score"],
+    return Ranks(runs_.accounts_in(con, old, topic), a["rank"], b["rank"], a["score"], b["score"],
                  runs_.score_at_rank(con, new.run_id, a["rank"], topic))
 
 
@@ -228,7 +220,7 @@ def explain(store: Store, account: str, *, from_run: str, to_run: str, now: date
         # (not through a connection opened read-only: then they are read from the interactions as before)
         unfeatured = sorted({r.snapshot_id for r in (r1, r2)
                              if r1.run_id != r2.run_id and topic is None and feats.find(con, r.snapshot_id) is None})
-        if unfeatured and not is_path(store) and read_only(con):
+        if not may_store(store, con):
             unfeatured = []
         if missing and not compute:
             runs_needed = ", ".join(f"{algos.get(con, a).label} on {s}" for s, a in missing)

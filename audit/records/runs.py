@@ -376,6 +376,14 @@ def run_scores(con: duckdb.DuckDBPyConnection, run_id: str, accounts: list[str] 
                  params)
 
 
+def accounts_in(con: duckdb.DuckDBPyConnection, run: Run, topic: str | None = None) -> int:
+    """How many accounts RUN scored (in one topic of a topic run, with `topic`)."""
+    if topic is None:
+        return run.accounts
+    return int(con.execute("SELECT count(*) FROM score WHERE run_id = ? AND topic = ?",
+                           [run.run_id, topic]).fetchall()[0][0])
+
+
 def rows(con: duckdb.DuckDBPyConnection, run_id: str, algorithm: Algorithm, accounts: list[str],
          topic: str | None = None) -> pl.DataFrame:
     """account_id, raw, score and one column per component of the given accounts, in account order:

@@ -75,21 +75,6 @@ def _account(con: duckdb.DuckDBPyConnection, ref: str) -> str:
     return accts.resolve_one(con, ref)
 
 
-def with_handles(con: duckdb.DuckDBPyConnection, snap: Snapshot, df: pl.DataFrame, column: str) -> pl.DataFrame:
-    """DF with `handle` after COLUMN: each account's handle as the snapshot's accounts give it (None
-    where it has none)."""
-    found = pl.DataFrame(schema={column: pl.String, "handle": pl.String})
-    if df.height and dicts(con, "SELECT count(*) AS n FROM batch WHERE batch_kind = 'accounts' AND "
-                                "list_contains(?, batch_id)", [list(snap.batch_ids)])[0]["n"]:
-        with registered(con, "wanted_ids", df.select(pl.col(column).unique().alias("account_id"))):
-            found = frame(con, f"SELECT a.account_id AS {column}, a.handle FROM "
-                               f"({snaps.accounts_sql(snap.accounts_rule)}) a JOIN wanted_ids USING (account_id) "
-                               "ORDER BY a.account_id", snaps._accounts_params(snap))
-    at = df.columns.index(column) + 1
-    out = df.join(found.cast({column: pl.String, "handle": pl.String}), on=column, how="left", maintain_order="left")
-    return out.select(*df.columns[:at], "handle", *df.columns[at:])
-
-
 # ---------------------------------------------------------------- topics of an account
 
 @dataclass(frozen=True)
@@ -118,8 +103,7 @@ def account_topics(store: Store, account: str, *, run: str | None = None, top: i
         total = rows.height
         rows = rows if top is None else rows.head(top)
         scored = dicts(con, "SELECT count(DISTINCT topic) AS n FROM score WHERE run_id = ?", [r.run_id])[0]["n"]
-        handle = with_handles(con, snaps.get(con, r.snapshot_id), pl.DataFrame({"account_id": [account]}),
-                              "account_id")["handle"][0]
+        handle = accts.handles(con, [account]).get(account)
     return AccountTopics(account, handle, r.run_id, r.algorithm, r.snapshot_id, int(scored), int(total), rows)
 
 
@@ -178,15 +162,15 @@ def influence(store: Store, account: str, *, run: str, top: int = 10, relative: 
             raise NotFound(f'account "{account}" has no score in run {r.run_id}{where}')
         snap = snaps.get(con, r.snapshot_id)
         norm = runs_.stored_normalisation(con, r.run_id, topic)
-        scored = dicts(con, "SELECT count(*) AS n FROM score WHERE run_id = $run" +
-                       ("" if topic is None else " AND topic = $topic"),
-                       {"run": r.run_id} | ({} if topic is None else {"topic": topic}))[0]["n"]
+        scored = runs_.accounts_in(con, r, topic)
         influencers = _influencers(con, snap, r, algo, module, account, topic, norm, top)
         influencees = _influencees(con, snap, r, algo, module, account, topic, norm, top)
         rel, method = (_relative(con, snap, r, algo, account, topic, top) if relative else (None, None))
-        influencers, influencees = (with_handles(con, snap, f, "account_id") for f in (influencers, influencees))
-        rel = None if rel is None else with_handles(con, snap, rel, "account_id")
-        handle = with_handles(con, snap, pl.DataFrame({"account_id": [account]}), "account_id")["handle"][0]
+        shown = [influencers, influencees] + ([] if rel is None else [rel])
+        known = accts.handles(con, [account, *(a for f in shown for a in f["account_id"].to_list())])
+        influencers, influencees = (accts.with_handles(f, known) for f in (influencers, influencees))
+        rel = None if rel is None else accts.with_handles(rel, known)
+        handle = known.get(account)
     return Influence(account, handle, r.run_id, r.algorithm, r.snapshot_id, topic, mine["score"], mine["raw"],
                      mine["rank"], int(scored), influencers, influencees, rel, method)
 
@@ -395,8 +379,7 @@ def engagers(store: Store, account: str, *, run: str | None = None, since: str |
                                 prev_params | {"account": account})["source"].to_list())
         who = got["engager"].unique().sort().to_list()
         scores = ranks_of(con, r.run_id, who, topic) if who else None
-        handles = with_handles(con, snap, pl.DataFrame({"engager": [account, *who]}, schema={"engager": pl.String}),
-                               "engager")
+        known = accts.handles(con, [account, *who])
     per = (got.group_by("engager", maintain_order=True).agg(pl.col("n").sum().alias("interactions"),
                                       pl.struct("kind", "n").alias("kinds"),
                                       pl.col("first").min(), pl.col("last").max()))
@@ -412,7 +395,6 @@ def engagers(store: Store, account: str, *, run: str | None = None, since: str |
            .select("engager", pl.col("score").cast(pl.Float64), pl.col("rank").cast(pl.Int64),
                    pl.col("interactions").cast(pl.Int64), "kinds", "first", "last", "new", "alert")
            .sort(["score", "engager"], descending=[True, False], nulls_last=True))
-    per = per.join(handles, on="engager", how="left", maintain_order="left").select(
-        "engager", "handle", *[c for c in per.columns if c != "engager"])
-    return Engagers(account, handles["handle"][0], r.run_id, r.algorithm, r.snapshot_id, topic, snap.as_of, snap.window_seconds,
+    per = accts.with_handles(per, known, column="engager")
+    return Engagers(account, known.get(account), r.run_id, r.algorithm, r.snapshot_id, topic, snap.as_of, snap.window_seconds,
                     since_at, min_score, None if before is None else before.snapshot_id, per)
